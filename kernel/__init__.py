@@ -1,0 +1,65 @@
+"""eddic.kernel: the pure, sans-IO interpreter of eddic workflows.
+
+History in, decisions out: feed an :class:`Interpreter` the recorded history of an instance, ask
+it what the workflow decided next, and do all I/O yourself. Imports only the standard library.
+"""
+
+from .commands import (
+    ActivityRef,
+    All,
+    CallActivity,
+    Command,
+    Compensable,
+    First,
+    Publish,
+    Sleep,
+    SleepUntil,
+    WaitEvent,
+    activity_name,
+)
+from .context import EDDIC_NAMESPACE, Context, derived_uuid
+from .errors import (
+    ActivityFailed,
+    EddicError,
+    EventTimeout,
+    InstanceExists,
+    InstanceNotFound,
+    NonDeterminismError,
+    UnknownWorkflow,
+    WorkflowFailed,
+)
+from .history import Event, Failure, Record, Resolved, Scheduled
+from .interpreter import Interpreter, Pending, Phase
+
+__all__ = [
+    "EDDIC_NAMESPACE",
+    "ActivityFailed",
+    "ActivityRef",
+    "All",
+    "CallActivity",
+    "Command",
+    "Compensable",
+    "Context",
+    "EddicError",
+    "Event",
+    "EventTimeout",
+    "Failure",
+    "First",
+    "InstanceExists",
+    "InstanceNotFound",
+    "Interpreter",
+    "NonDeterminismError",
+    "Pending",
+    "Phase",
+    "Publish",
+    "Record",
+    "Resolved",
+    "Scheduled",
+    "Sleep",
+    "SleepUntil",
+    "UnknownWorkflow",
+    "WaitEvent",
+    "WorkflowFailed",
+    "activity_name",
+    "derived_uuid",
+]

@@ -1,0 +1,564 @@
+"""The interpreter: a workflow generator driven against its recorded history.
+
+Theory of operation
+-------------------
+A workflow is a generator that yields commands. The interpreter owns the generator and two
+streams of records: the history it is fed (``feed``/``replay``) and the new records it decides
+(``decide``). It never performs I/O and never reads a clock: every time it knows comes from a
+record, or from the start time it was given.
+
+Each leaf command the code yields (an activity call, a timer, an event wait, a publish, or a
+compensation the kernel itself emits) gets the next sequence number ``seq`` and goes into a FIFO
+of *unmatched* leaves. A fed ``Scheduled`` record must match the oldest unmatched leaf by seq,
+kind and name (arguments may differ: they are data, not identity); anything else is a
+``NonDeterminismError``. When the history runs out, the unmatched leaves are new decisions:
+``decide()`` turns them into ``Scheduled`` records for the caller to persist. A ``Publish`` is
+self-resolving: ``decide()`` also emits its ``Resolved`` record, valued with its event id.
+
+A matched leaf waits in ``pending`` until a ``Resolved`` record with its seq arrives. Leaves of one
+yield form a small tree (``All``/``First`` nodes over leaves); a resolution settles its leaf and
+bubbles up. When the root settles, its value is sent into the generator (a failure is thrown), the
+unfinished timers and event waits under it are cancelled, and unfinished activities stay pending:
+they run to completion and their outcomes are recorded and ignored.
+
+Saga: when an activity that carries a compensation completes, the compensation is pushed on a
+stack. A generator that returns drops the stack; one that raises leaves the interpreter
+*failing*: once no activity is outstanding, it emits the compensations one at a time, newest
+first, as ordinary leaves (kind ``"compensation"``), so a replay matches them like any other
+command and a crash mid-compensation never repeats one. Failed compensations are collected in
+``compensation_errors`` and the rest still run.
+
+Costs: every record is O(1) (deque/dict operations plus the depth of one command tree), so a live
+interpreter advances in O(1) per new record and a full replay is O(n).
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+from .commands import (
+    All,
+    CallActivity,
+    Command,
+    Compensable,
+    First,
+    Publish,
+    Sleep,
+    SleepUntil,
+    WaitEvent,
+)
+from .context import Context, derived_uuid
+from .errors import ActivityFailed, EddicError, EventTimeout, NonDeterminismError
+from .history import Failure, Record, Resolved, Scheduled
+
+__all__ = ["Interpreter", "Pending", "Phase"]
+
+
+class Phase(str, Enum):
+    RUNNING = "running"  # the workflow code has not finished (or activities are outstanding)
+    COMPENSATING = "compensating"  # the code raised; compensations are being run
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BROKEN = "broken"  # a NonDeterminismError was raised; no more input is accepted
+
+
+# -- the handler table: what each leaf command means --------------------------------------------
+#
+# A handler returns (kind, name, args, deadline) for a leaf, given the workflow's current time.
+
+
+@dataclass(frozen=True, slots=True)
+class _LeafSpec:
+    kind: str
+    name: str
+    args: Any
+    deadline: datetime | None = None
+
+
+def _call_activity(cmd: CallActivity, now: datetime) -> _LeafSpec:
+    return _LeafSpec("activity", cmd.name, {"args": cmd.args, "kwargs": dict(cmd.kwargs)})
+
+
+def _sleep(cmd: Sleep, now: datetime) -> _LeafSpec:
+    return _LeafSpec(
+        "timer", "sleep", {"seconds": cmd.seconds}, now + timedelta(seconds=cmd.seconds)
+    )
+
+
+def _sleep_until(cmd: SleepUntil, now: datetime) -> _LeafSpec:
+    return _LeafSpec("timer", "sleep", {"until": cmd.when.isoformat()}, cmd.when)
+
+
+def _wait_event(cmd: WaitEvent, now: datetime) -> _LeafSpec:
+    deadline = None if cmd.timeout is None else now + timedelta(seconds=cmd.timeout)
+    return _LeafSpec("event", cmd.event_type, {"timeout": cmd.timeout}, deadline)
+
+
+def _publish(cmd: Publish, now: datetime) -> _LeafSpec:
+    return _LeafSpec("publish", cmd.event_type, {"data": cmd.data, "source": cmd.source})
+
+
+_LEAVES: dict[type[Any], Callable[[Any, datetime], _LeafSpec]] = {
+    CallActivity: _call_activity,
+    Sleep: _sleep,
+    SleepUntil: _sleep_until,
+    WaitEvent: _wait_event,
+    Publish: _publish,
+}
+
+#: Combinators: how a node settles once its children do.
+_COMBINATORS: dict[type[Any], str] = {All: "all", First: "first"}
+
+#: Kinds whose value the kernel knows at decision time: seq -> value.
+_SELF_RESOLVING: dict[str, Callable[[str, int], Any]] = {
+    "publish": lambda instance_id, seq: str(derived_uuid(instance_id, seq)),
+}
+
+#: Kinds that run to completion even when abandoned (the rest are cancelled).
+_RUN_TO_COMPLETION = frozenset({"activity", "compensation"})
+
+
+def _activity_failed(leaf: _Leaf, failure: Failure) -> BaseException:
+    return ActivityFailed(leaf.name, failure.type, failure.message, failure.attempts)
+
+
+def _event_timeout(leaf: _Leaf, failure: Failure) -> BaseException:
+    return EventTimeout(leaf.name, leaf.deadline)
+
+
+#: How a recorded failure of each kind is thrown into the workflow.
+_FAILURES: dict[str, Callable[[_Leaf, Failure], BaseException]] = {
+    "activity": _activity_failed,
+    "compensation": _activity_failed,
+    "event": _event_timeout,
+}
+
+
+# -- wait trees ---------------------------------------------------------------------------------
+
+
+class _Node:
+    """One node of the tree a single yield waits on: a leaf, or an All/First over children."""
+
+    __slots__ = ("children", "done", "index", "mode", "parent", "remaining", "results")
+
+    def __init__(self, mode: str, parent: _Node | None, index: int, size: int = 0) -> None:
+        self.mode = mode  # "leaf", "all" or "first"
+        self.parent = parent
+        self.index = index
+        self.done = False
+        self.remaining = size
+        self.results: list[Any] = [None] * size
+        self.children: list[_Node] = []
+
+
+class _Leaf:
+    __slots__ = ("command", "deadline", "kind", "name", "node", "record", "seq", "spec_args")
+
+    def __init__(self, seq: int, command: Command, spec: _LeafSpec, node: _Node | None) -> None:
+        self.seq = seq
+        self.command = command
+        self.kind = spec.kind
+        self.name = spec.name
+        self.spec_args = spec.args
+        self.deadline = spec.deadline
+        self.node = node  # None once abandoned, or for compensations
+        self.record: Scheduled | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A recorded command still waiting for the caller to resolve it."""
+
+    seq: int
+    command: Command
+    record: Scheduled
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.record.deadline
+
+
+def _describe(kind: str, name: str) -> str:
+    return f"{kind} {name!r}"
+
+
+class Interpreter:
+    """Drives one workflow instance: feed it history, ask it for decisions.
+
+    ``workflow`` is called as ``workflow(ctx, input)`` (or ``workflow(ctx)`` when ``input`` is
+    ``None`` and it takes one parameter) and should return a generator. ``context_factory``
+    builds the ``ctx`` it receives.
+    """
+
+    def __init__(
+        self,
+        workflow: Callable[..., Any],
+        input: Any = None,
+        *,
+        instance_id: str,
+        started_at: datetime,
+        context_factory: Callable[[Interpreter], Context] = Context,
+    ) -> None:
+        if started_at.tzinfo is None:
+            raise ValueError("started_at must be an aware datetime")
+        self.instance_id = instance_id
+        self.phase = Phase.RUNNING
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.compensation_errors: list[Failure] = []
+        self.is_replaying = False
+        self.now = started_at.astimezone(timezone.utc)  # what ctx.now() returns
+        self._clock = self.now  # the time of the last record fed
+        self._workflow = workflow
+        self._input = input
+        self._context = context_factory(self)
+        self._gen: Generator[Any, Any, Any] | None = None
+        self._started = False
+        self._gen_done = False
+        self._next_seq = 1
+        self._uuid_calls = 0
+        self._unmatched: deque[_Leaf] = deque()
+        self._leaves: dict[int, _Leaf] = {}  # yielded and not yet resolved (nor cancelled)
+        self._outstanding = 0  # leaves in _leaves that run to completion
+        self._root: _Node | None = None
+        self._root_leaves: list[_Leaf] = []
+        self._stack: list[CallActivity] = []
+        self._broken: str | None = None
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in (Phase.COMPLETED, Phase.FAILED)
+
+    @property
+    def last_seq(self) -> int:
+        """The highest seq handed out so far (0 before the first command)."""
+        return self._next_seq - 1
+
+    @property
+    def pending(self) -> list[Pending]:
+        """Recorded commands awaiting a resolution, oldest first (cancelled ones excluded)."""
+        return [
+            Pending(leaf.seq, leaf.command, leaf.record)
+            for leaf in sorted(self._leaves.values(), key=lambda leaf: leaf.seq)
+            if leaf.record is not None
+        ]
+
+    def next_uuid(self) -> uuid.UUID:
+        self._uuid_calls += 1
+        return derived_uuid(self.instance_id, self.last_seq, self._uuid_calls)
+
+    def replay(self, records: Iterable[Record]) -> None:
+        """Feed recorded history, in the order it was appended."""
+        self.is_replaying = True
+        try:
+            for record in records:
+                self.feed(record)
+        finally:
+            self.is_replaying = False
+
+    def feed(self, record: Record) -> None:
+        """Feed one record: a recorded ``Scheduled``, or a ``Resolved`` outcome (old or new)."""
+        self._check_usable()
+        self._ensure_started()
+        if record.at.tzinfo is None:
+            raise ValueError(f"record {record!r} has a naive time")
+        if isinstance(record, Scheduled):
+            self._match(record)
+        elif isinstance(record, Resolved):
+            self._resolve(record)
+        else:
+            raise TypeError(f"not a history record: {record!r}")
+
+    def decide(self) -> list[Record]:
+        """The new records the code produced since the history ran out, for the caller to append.
+
+        Call it only once every recorded record has been fed.
+        """
+        self._check_usable()
+        self._ensure_started()
+        out: list[Record] = []
+        to_resolve: deque[Scheduled] = deque()
+        while True:
+            # Flush before each self-resolution: an outcome must never precede a command the
+            # code yielded earlier (a replay would take that for a divergence).
+            while self._unmatched:
+                leaf = self._unmatched.popleft()
+                record = Scheduled(
+                    leaf.seq, leaf.kind, leaf.name, leaf.spec_args, self._clock, leaf.deadline
+                )
+                leaf.record = record
+                out.append(record)
+                if record.kind in _SELF_RESOLVING:
+                    to_resolve.append(record)
+            if not to_resolve:
+                break
+            record = to_resolve.popleft()
+            value = _SELF_RESOLVING[record.kind](self.instance_id, record.seq)
+            resolved = Resolved(record.seq, self._clock, value)
+            out.append(resolved)
+            self._resolve(resolved)
+        return out
+
+    # -- matching -------------------------------------------------------------------------------
+
+    def _match(self, record: Scheduled) -> None:
+        recorded = f"{_describe(record.kind, record.name)} at seq {record.seq}"
+        if not self._unmatched:
+            current = self._where_is_the_code()
+            self._diverge(
+                record.seq,
+                recorded,
+                current,
+                f"history recorded {recorded}, but the workflow code now {current}",
+            )
+        leaf = self._unmatched[0]
+        current = _describe(leaf.kind, leaf.name)
+        if leaf.seq != record.seq or leaf.kind != record.kind or leaf.name != record.name:
+            self._diverge(
+                record.seq,
+                recorded,
+                f"{current} at seq {leaf.seq}",
+                f"history recorded {recorded}, but the workflow code now yields {current} "
+                f"at seq {leaf.seq}",
+            )
+        self._unmatched.popleft()
+        leaf.record = record
+        leaf.deadline = record.deadline  # replays reach the recorded deadline
+        self._clock = record.at
+
+    def _where_is_the_code(self) -> str:
+        if self.phase is Phase.COMPLETED or (self._gen_done and self.error is None):
+            return "has returned"
+        if self._gen_done and self.error is not None:
+            return f"has raised {type(self.error).__name__} and has no compensation left to run"
+        waiting = ", ".join(_describe(leaf.kind, leaf.name) for leaf in self._root_leaves)
+        return f"yields nothing new (it is still waiting on {waiting or 'nothing'})"
+
+    def _diverge(self, seq: int, recorded: str, current: str, what: str) -> None:
+        message = (
+            f"non-determinism in instance {self.instance_id!r} at seq {seq}: {what}. "
+            "Likely cause: the workflow code changed under a running instance, or the workflow "
+            "depends on something other than its input and recorded outcomes (a clock, random "
+            "numbers, I/O, global state); use ctx.now() and ctx.uuid(), and do I/O in activities."
+        )
+        self.phase = Phase.BROKEN
+        self._broken = message
+        raise NonDeterminismError(message, seq=seq, recorded=recorded, current=current)
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise EddicError(f"this interpreter stopped at a non-determinism error: {self._broken}")
+
+    # -- resolutions ----------------------------------------------------------------------------
+
+    def _resolve(self, record: Resolved) -> None:
+        if self._unmatched:
+            leaf = self._unmatched[0]
+            current = f"yields {_describe(leaf.kind, leaf.name)} at seq {leaf.seq}"
+            self._diverge(
+                leaf.seq,
+                f"an outcome for seq {record.seq} and no command at seq {leaf.seq}",
+                current,
+                f"the workflow code now {current}, where history recorded no command "
+                f"(it went on with an outcome for seq {record.seq})",
+            )
+        found = self._leaves.pop(record.seq, None)
+        self._clock = record.at
+        if found is None:
+            if record.seq >= self._next_seq:
+                raise EddicError(
+                    f"history of {self.instance_id!r} resolves seq {record.seq}, "
+                    "which was never scheduled"
+                )
+            return  # a cancelled or already resolved command: kept in history, ignored here
+        leaf = found
+        if leaf.kind in _RUN_TO_COMPLETION:
+            self._outstanding -= 1
+        failure = record.failure
+        if failure is None and leaf.kind == "activity":
+            self._push_compensation(leaf, record.value)
+        if leaf.kind == "compensation" and failure is not None:
+            self.compensation_errors.append(failure)
+        if leaf.node is not None:
+            if failure is None:
+                self._settle(leaf.node, record.value, None)
+            else:
+                make = _FAILURES.get(leaf.kind)
+                exc = (
+                    make(leaf, failure)
+                    if make
+                    else EddicError(f"{failure.type}: {failure.message}")
+                )
+                self._settle(leaf.node, None, exc)
+        self._try_finish()
+
+    def _push_compensation(self, leaf: _Leaf, result: Any) -> None:
+        command = leaf.command
+        if isinstance(command, CallActivity) and isinstance(command.activity, Compensable):
+            compensation = command.activity.compensate(command.args, command.kwargs, result)
+            if compensation is not None:
+                self._stack.append(compensation)
+
+    def _settle(self, node: _Node, value: Any, exc: BaseException | None) -> None:
+        while True:
+            node.done = True
+            parent = node.parent
+            if parent is None:
+                self._deliver(value, exc)
+                return
+            if parent.done:
+                return
+            if parent.mode == "all":
+                if exc is None:
+                    parent.results[node.index] = value
+                    parent.remaining -= 1
+                    if parent.remaining:
+                        return
+                    value = parent.results
+            elif exc is None:  # first
+                value = (node.index, value)
+            node = parent
+
+    def _deliver(self, value: Any, exc: BaseException | None) -> None:
+        for leaf in self._root_leaves:
+            if leaf.node is not None and not leaf.node.done:
+                leaf.node = None  # abandoned
+                if leaf.kind not in _RUN_TO_COMPLETION and leaf.seq in self._leaves:
+                    del self._leaves[leaf.seq]  # a timer or event wait: cancelled
+        self._root = None
+        self._root_leaves = []
+        self.now = self._clock
+        self._step(value, exc)
+
+    # -- driving the generator ------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        try:
+            params = inspect.signature(self._workflow).parameters
+            takes_input = len(params) >= 2 or any(
+                p.kind is p.VAR_POSITIONAL for p in params.values()
+            )
+        except (TypeError, ValueError):
+            takes_input = True
+        try:
+            if takes_input or self._input is not None:
+                produced = self._workflow(self._context, self._input)
+            else:
+                produced = self._workflow(self._context)
+        except Exception as exc:
+            self._gen_finished(None, exc)
+            return
+        if not inspect.isgenerator(produced):
+            self._gen_finished(produced, None)  # a workflow with nothing to wait for
+            return
+        self._gen = produced
+        self._step(None, None)
+
+    def _step(self, value: Any, exc: BaseException | None) -> None:
+        gen = self._gen
+        assert gen is not None
+        while True:
+            try:
+                yielded = gen.send(value) if exc is None else gen.throw(exc)
+            except StopIteration as stop:
+                self._gen_finished(stop.value, None)
+                return
+            except Exception as error:
+                self._gen_finished(None, error)
+                return
+            self._uuid_calls = 0
+            problem = _check_command(yielded)
+            if problem is not None:
+                value, exc = None, TypeError(problem)
+                continue
+            root = self._build(yielded, None, 0)
+            if root.done:  # an empty All
+                value, exc = [], None
+                continue
+            self._root = root
+            return
+
+    def _build(self, command: Any, parent: _Node | None, index: int) -> _Node:
+        mode = _COMBINATORS.get(type(command))
+        if mode is None:
+            node = _Node("leaf", parent, index)
+            spec = _LEAVES[type(command)](command, self.now)
+            leaf = _Leaf(self._next_seq, command, spec, node)
+            self._add_leaf(leaf)
+            self._root_leaves.append(leaf)
+            return node
+        children = command.commands
+        node = _Node(mode, parent, index, len(children))
+        node.children = [self._build(child, node, i) for i, child in enumerate(children)]
+        node.done = not children
+        return node
+
+    def _add_leaf(self, leaf: _Leaf) -> None:
+        self._next_seq += 1
+        self._unmatched.append(leaf)
+        self._leaves[leaf.seq] = leaf
+        if leaf.kind in _RUN_TO_COMPLETION:
+            self._outstanding += 1
+
+    def _gen_finished(self, result: Any, error: BaseException | None) -> None:
+        self._gen_done = True
+        self._gen = None
+        self.result = result
+        self.error = error
+        if error is None:
+            self._stack.clear()
+        else:
+            self.phase = Phase.COMPENSATING if self._stack else Phase.RUNNING
+        self._try_finish()
+
+    def _try_finish(self) -> None:
+        if not self._gen_done or self._outstanding or self.finished:
+            return
+        if self.error is None:
+            self.phase = Phase.COMPLETED
+        elif self._stack:
+            self.phase = Phase.COMPENSATING
+            command = self._stack.pop()
+            args = {"args": command.args, "kwargs": dict(command.kwargs)}
+            spec = _LeafSpec("compensation", command.name, args)
+            self._add_leaf(_Leaf(self._next_seq, command, spec, None))
+        else:
+            self.phase = Phase.FAILED
+
+
+def _check_command(obj: Any) -> str | None:
+    """Why ``obj`` is not a command the kernel understands, or None when it is."""
+    if type(obj) in _LEAVES:
+        return None
+    if type(obj) in _COMBINATORS:
+        for child in obj.commands:
+            problem = _check_command(child)
+            if problem is not None:
+                return problem
+        return None
+    known = ", ".join(sorted(cls.__name__ for cls in (*_LEAVES, *_COMBINATORS)))
+    return (
+        f"workflow yielded {obj!r} (a {type(obj).__qualname__}), which is not an eddic command; "
+        f"yield one of {known}"
+    )
