@@ -47,12 +47,12 @@ from .commands import (
     All,
     CallActivity,
     Command,
-    Compensable,
     First,
     Publish,
     Sleep,
     SleepUntil,
     WaitEvent,
+    activity_name,
 )
 from .context import Context, derived_uuid
 from .errors import ActivityFailed, EddicError, EventTimeout, NonDeterminismError
@@ -74,7 +74,7 @@ class Phase(str, Enum):
 # A handler returns (kind, name, args, deadline) for a leaf, given the workflow's current time.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, once per command
 class _LeafSpec:
     kind: str
     name: str
@@ -83,7 +83,8 @@ class _LeafSpec:
 
 
 def _call_activity(cmd: CallActivity, now: datetime) -> _LeafSpec:
-    return _LeafSpec("activity", cmd.name, {"args": cmd.args, "kwargs": dict(cmd.kwargs)})
+    name = activity_name(cmd.activity)
+    return _LeafSpec("activity", name, {"args": cmd.args, "kwargs": dict(cmd.kwargs)})
 
 
 def _sleep(cmd: Sleep, now: datetime) -> _LeafSpec:
@@ -147,16 +148,26 @@ _FAILURES: dict[str, Callable[[_Leaf, Failure], BaseException]] = {
 class _Node:
     """One node of the tree a single yield waits on: a leaf, or an All/First over children."""
 
-    __slots__ = ("children", "done", "index", "mode", "parent", "remaining", "results")
+    __slots__ = ("done", "index", "mode", "parent", "remaining", "results", "value")
 
-    def __init__(self, mode: str, parent: _Node | None, index: int, size: int = 0) -> None:
+    # Set on All/First nodes only (a leaf node is built once per command: keep it cheap).
+    remaining: int  # children not settled yet (All)
+    results: list[Any]  # the children's values, in argument order (All)
+    value: Any  # the value of a node that settled as it was built
+
+    def __init__(self, mode: str, parent: _Node | None, index: int) -> None:
         self.mode = mode  # "leaf", "all" or "first"
         self.parent = parent
         self.index = index
         self.done = False
-        self.remaining = size
-        self.results: list[Any] = [None] * size
-        self.children: list[_Node] = []
+
+    @classmethod
+    def combinator(cls, mode: str, parent: _Node | None, index: int, size: int) -> _Node:
+        node = cls(mode, parent, index)
+        node.remaining = size
+        node.results = [None] * size
+        node.value = None
+        return node
 
 
 class _Leaf:
@@ -261,6 +272,11 @@ class Interpreter:
             if leaf.record is not None
         ]
 
+    def command(self, seq: int) -> Command | None:
+        """The command yielded (or compensation emitted) at ``seq``, while it is unresolved."""
+        leaf = self._leaves.get(seq)
+        return None if leaf is None else leaf.command
+
     def next_uuid(self) -> uuid.UUID:
         self._uuid_calls += 1
         return derived_uuid(self.instance_id, self.last_seq, self._uuid_calls)
@@ -268,16 +284,19 @@ class Interpreter:
     def replay(self, records: Iterable[Record]) -> None:
         """Feed recorded history, in the order it was appended."""
         self.is_replaying = True
+        feed = self.feed
         try:
             for record in records:
-                self.feed(record)
+                feed(record)
         finally:
             self.is_replaying = False
 
     def feed(self, record: Record) -> None:
         """Feed one record: a recorded ``Scheduled``, or a ``Resolved`` outcome (old or new)."""
-        self._check_usable()
-        self._ensure_started()
+        if self._broken is not None:
+            self._check_usable()
+        if not self._started:
+            self._ensure_started()
         if record.at.tzinfo is None:
             raise ValueError(f"record {record!r} has a naive time")
         if isinstance(record, Scheduled):
@@ -320,8 +339,8 @@ class Interpreter:
     # -- matching -------------------------------------------------------------------------------
 
     def _match(self, record: Scheduled) -> None:
-        recorded = f"{_describe(record.kind, record.name)} at seq {record.seq}"
         if not self._unmatched:
+            recorded = f"{_describe(record.kind, record.name)} at seq {record.seq}"
             current = self._where_is_the_code()
             self._diverge(
                 record.seq,
@@ -330,8 +349,9 @@ class Interpreter:
                 f"history recorded {recorded}, but the workflow code now {current}",
             )
         leaf = self._unmatched[0]
-        current = _describe(leaf.kind, leaf.name)
         if leaf.seq != record.seq or leaf.kind != record.kind or leaf.name != record.name:
+            recorded = f"{_describe(record.kind, record.name)} at seq {record.seq}"
+            current = _describe(leaf.kind, leaf.name)
             self._diverge(
                 record.seq,
                 recorded,
@@ -371,51 +391,60 @@ class Interpreter:
 
     def _resolve(self, record: Resolved) -> None:
         if self._unmatched:
-            leaf = self._unmatched[0]
-            current = f"yields {_describe(leaf.kind, leaf.name)} at seq {leaf.seq}"
+            new = self._unmatched[0]
+            current = f"yields {_describe(new.kind, new.name)} at seq {new.seq}"
             self._diverge(
-                leaf.seq,
-                f"an outcome for seq {record.seq} and no command at seq {leaf.seq}",
+                new.seq,
+                f"an outcome for seq {record.seq} and no command at seq {new.seq}",
                 current,
                 f"the workflow code now {current}, where history recorded no command "
                 f"(it went on with an outcome for seq {record.seq})",
             )
-        found = self._leaves.pop(record.seq, None)
+        seq = record.seq
+        leaf = self._leaves.pop(seq, None)
         self._clock = record.at
-        if found is None:
-            if record.seq >= self._next_seq:
+        if leaf is None:
+            if seq >= self._next_seq or seq < 1:
                 raise EddicError(
-                    f"history of {self.instance_id!r} resolves seq {record.seq}, "
-                    "which was never scheduled"
+                    f"history of {self.instance_id!r} resolves seq {seq}, which was never scheduled"
                 )
             return  # a cancelled or already resolved command: kept in history, ignored here
-        leaf = found
-        if leaf.kind in _RUN_TO_COMPLETION:
-            self._outstanding -= 1
+        kind = leaf.kind
         failure = record.failure
-        if failure is None and leaf.kind == "activity":
-            self._push_compensation(leaf, record.value)
-        if leaf.kind == "compensation" and failure is not None:
-            self.compensation_errors.append(failure)
-        if leaf.node is not None:
+        if kind in _RUN_TO_COMPLETION:
+            self._outstanding -= 1
             if failure is None:
-                self._settle(leaf.node, record.value, None)
+                if kind == "activity":
+                    self._push_compensation(leaf, record.value)
+            elif kind == "compensation":
+                self.compensation_errors.append(failure)
+        node = leaf.node
+        if node is not None:
+            if failure is None:
+                self._settle(node, record.value, None)
             else:
-                make = _FAILURES.get(leaf.kind)
+                make = _FAILURES.get(kind)
                 exc = (
                     make(leaf, failure)
                     if make
                     else EddicError(f"{failure.type}: {failure.message}")
                 )
-                self._settle(leaf.node, None, exc)
-        self._try_finish()
+                self._settle(node, None, exc)
+        if self._gen_done:
+            self._try_finish()
 
     def _push_compensation(self, leaf: _Leaf, result: Any) -> None:
         command = leaf.command
-        if isinstance(command, CallActivity) and isinstance(command.activity, Compensable):
-            compensation = command.activity.compensate(command.args, command.kwargs, result)
-            if compensation is not None:
-                self._stack.append(compensation)
+        if not isinstance(command, CallActivity):
+            return
+        # Duck-typed rather than ``isinstance(..., Compensable)``: a runtime-checkable Protocol
+        # check costs tens of microseconds, more than the rest of a record's handling together.
+        compensate = getattr(command.activity, "compensate", None)
+        if compensate is None or not callable(compensate):
+            return
+        compensation: CallActivity | None = compensate(command.args, command.kwargs, result)
+        if compensation is not None:
+            self._stack.append(compensation)
 
     def _settle(self, node: _Node, value: Any, exc: BaseException | None) -> None:
         while True:
@@ -435,18 +464,40 @@ class Interpreter:
                     value = parent.results
             elif exc is None:  # first
                 value = (node.index, value)
+                if parent.parent is not None:  # a nested First: its other branches lost
+                    self._abandon_under(parent)
             node = parent
 
     def _deliver(self, value: Any, exc: BaseException | None) -> None:
-        for leaf in self._root_leaves:
-            if leaf.node is not None and not leaf.node.done:
-                leaf.node = None  # abandoned
-                if leaf.kind not in _RUN_TO_COMPLETION and leaf.seq in self._leaves:
-                    del self._leaves[leaf.seq]  # a timer or event wait: cancelled
-        self._root = None
-        self._root_leaves = []
+        self._release_root()
         self.now = self._clock
         self._step(value, exc)
+
+    def _release_root(self) -> None:
+        """The current yield is settled: abandon every leaf under it that is not."""
+        for leaf in self._root_leaves:
+            node = leaf.node
+            if node is not None and not node.done:
+                self._abandon(leaf)
+        self._root = None
+        self._root_leaves = []
+
+    def _abandon_under(self, settled: _Node) -> None:
+        """``settled`` (a First) has its value: abandon the unsettled leaves below it."""
+        for leaf in self._root_leaves:
+            node = leaf.node
+            if node is None or node.done:
+                continue
+            above = node.parent
+            while above is not None and above is not settled:
+                above = above.parent
+            if above is settled:
+                self._abandon(leaf)
+
+    def _abandon(self, leaf: _Leaf) -> None:
+        leaf.node = None  # its outcome, when it comes, is ignored
+        if leaf.kind not in _RUN_TO_COMPLETION:
+            self._leaves.pop(leaf.seq, None)  # a timer or event wait: cancelled
 
     # -- driving the generator ------------------------------------------------------------------
 
@@ -488,30 +539,44 @@ class Interpreter:
                 self._gen_finished(None, error)
                 return
             self._uuid_calls = 0
-            problem = _check_command(yielded)
-            if problem is not None:
-                value, exc = None, TypeError(problem)
-                continue
+            if type(yielded) not in _LEAVES:  # the common case needs no deeper check
+                problem = _check_command(yielded)
+                if problem is not None:
+                    value, exc = None, TypeError(problem)
+                    continue
             root = self._build(yielded, None, 0)
-            if root.done:  # an empty All
-                value, exc = [], None
+            if root.done:  # settled as it was built: an empty All
+                self._release_root()
+                value, exc = root.value, None
                 continue
             self._root = root
             return
 
     def _build(self, command: Any, parent: _Node | None, index: int) -> _Node:
-        mode = _COMBINATORS.get(type(command))
-        if mode is None:
+        handler = _LEAVES.get(type(command))
+        if handler is not None:
             node = _Node("leaf", parent, index)
-            spec = _LEAVES[type(command)](command, self.now)
-            leaf = _Leaf(self._next_seq, command, spec, node)
+            leaf = _Leaf(self._next_seq, command, handler(command, self.now), node)
             self._add_leaf(leaf)
             self._root_leaves.append(leaf)
             return node
+        mode = _COMBINATORS[type(command)]
         children = command.commands
-        node = _Node(mode, parent, index, len(children))
-        node.children = [self._build(child, node, i) for i, child in enumerate(children)]
-        node.done = not children
+        node = _Node.combinator(mode, parent, index, len(children))
+        for i, child in enumerate(children):
+            built = self._build(child, node, i)
+            if built.done and not node.done:  # settled as it was built: an empty All below
+                if mode == "all":
+                    node.results[i] = built.value
+                    node.remaining -= 1
+                else:  # a First whose branch has already won
+                    node.done = True
+                    node.value = (i, built.value)
+        if mode == "all" and not node.remaining:
+            node.done = True
+            node.value = node.results
+        elif node.done and parent is not None:
+            self._abandon_under(node)
         return node
 
     def _add_leaf(self, leaf: _Leaf) -> None:

@@ -1,0 +1,57 @@
+"""eddic: durable workflows as plain Python generators.
+
+A workflow yields commands (``CallActivity``, ``Sleep``, ``WaitEvent``, ``Publish``, ...); a small
+pure kernel (:mod:`eddic.kernel`) interprets them against the recorded history, and :class:`App`
+stores that history in SQLite, runs activities, fires timers, delivers events, relays the outbox
+and recovers crashed work by deterministic replay.
+"""
+
+from .context import ActivityContext, WorkflowContext
+from .decorators import activity, compensation, on_failure, workflow
+from .kernel import (
+    ActivityFailed,
+    All,
+    CallActivity,
+    EddicError,
+    Event,
+    EventTimeout,
+    First,
+    InstanceExists,
+    InstanceNotFound,
+    NonDeterminismError,
+    Publish,
+    Sleep,
+    SleepUntil,
+    UnknownWorkflow,
+    WaitEvent,
+    WorkflowFailed,
+)
+from .retry import RetryPolicy
+from .runtime import App
+
+__all__ = [
+    "ActivityContext",
+    "ActivityFailed",
+    "All",
+    "App",
+    "CallActivity",
+    "EddicError",
+    "Event",
+    "EventTimeout",
+    "First",
+    "InstanceExists",
+    "InstanceNotFound",
+    "NonDeterminismError",
+    "Publish",
+    "RetryPolicy",
+    "Sleep",
+    "SleepUntil",
+    "UnknownWorkflow",
+    "WaitEvent",
+    "WorkflowContext",
+    "WorkflowFailed",
+    "activity",
+    "compensation",
+    "on_failure",
+    "workflow",
+]

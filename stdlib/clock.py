@@ -1,0 +1,27 @@
+"""The one clock of the runtime.
+
+Every due time (timers, deadlines, leases, backoff) is computed from :func:`utcnow`, which reads
+``datetime.now(timezone.utc)`` at call time, so freezegun's ``freeze_time`` controls the whole
+runtime. Real waits (the busy timeout, a worker's idle sleep, HTTP timeouts) use real time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_text(when: datetime | None) -> str | None:
+    """A UTC time as fixed-width ISO text, so that text order is time order in SQL."""
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text)

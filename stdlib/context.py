@@ -1,0 +1,65 @@
+"""The contexts user code receives: ``WorkflowContext`` in workflows, ``ActivityContext`` in
+activities and compensations."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kernel import Context, Interpreter
+
+logger = logging.getLogger("eddic")
+
+
+class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that stays silent while the workflow is being replayed."""
+
+    def __init__(self, ctx: WorkflowContext) -> None:
+        super().__init__(logging.getLogger("eddic.workflow"), {})
+        self._ctx = ctx
+
+    def isEnabledFor(self, level: int) -> bool:
+        return not self._ctx.is_replaying and super().isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self._ctx.instance_id}] {msg}", kwargs
+
+
+class WorkflowContext(Context):
+    """What a workflow receives as ``ctx``: ``instance_id``, ``now()``, ``uuid()``,
+    ``is_replaying`` and ``log``, a logger that is silent while replaying."""
+
+    __slots__ = ("log",)
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        super().__init__(interpreter)
+        self.log = _ReplayAwareLogger(self)
+
+
+@dataclass
+class PublishedEvent:
+    event_type: str
+    data: Any
+    source: str | None
+
+
+@dataclass
+class ActivityContext:
+    """What an activity (or compensation) receives as ``ctx``.
+
+    ``idempotency_key`` is the same for every attempt of this call, across retries and crashes:
+    pass it to external systems so that a repeated attempt does not repeat the side effect.
+    """
+
+    instance_id: str
+    seq: int
+    attempt: int
+    idempotency_key: str
+    _published: list[PublishedEvent] = field(default_factory=list, repr=False)
+
+    def publish(self, event_type: str, data: Any = None, source: str | None = None) -> None:
+        """Publish an event through the outbox, committed together with this call's result."""
+        if not isinstance(event_type, str) or not event_type:
+            raise ValueError(f"publish needs a non-empty event type, got {event_type!r}")
+        self._published.append(PublishedEvent(event_type, data, source))

@@ -1,0 +1,244 @@
+"""One live workflow instance: its interpreter plus the bookkeeping that maps records to rows.
+
+Rows go out as tuples for ``history``; recorded rows come back as kernel records, with values
+rebuilt through the same pydantic adapters that wrote them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .clock import from_text, to_text
+from .context import WorkflowContext
+from .decorators import Activity, Workflow, find_activity
+from .kernel import (
+    CallActivity,
+    Event,
+    Failure,
+    Interpreter,
+    Phase,
+    Record,
+    Resolved,
+    Scheduled,
+)
+from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
+
+_RUNS = ("activity", "compensation")
+
+
+@dataclass
+class LiveInstance:
+    instance_id: str
+    workflow: Workflow[Any]
+    interp: Interpreter
+    epoch: int
+    lock_timeout: float
+    pos: int = 0  # history rows written so far
+    waits: set[int] = field(default_factory=set)  # seqs present in event_waits
+    attempts: dict[int, list[Any]] = field(
+        default_factory=dict
+    )  # seq -> [started, failures, next_at]
+    fresh: set[int] = field(default_factory=set)  # seqs decided here whose attempt 1 has not begun
+    arg_errors: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        workflow: Workflow[Any],
+        input_value: Any,
+        *,
+        instance_id: str,
+        started_at: datetime,
+        epoch: int,
+        lock_timeout: float,
+    ) -> LiveInstance:
+        interp = Interpreter(
+            workflow.func,
+            input_value,
+            instance_id=instance_id,
+            started_at=started_at,
+            context_factory=WorkflowContext,
+        )
+        return cls(instance_id, workflow, interp, epoch, lock_timeout)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def status(self, now: datetime) -> str:
+        interp = self.interp
+        if interp.phase is Phase.COMPLETED:
+            return "completed"
+        if interp.phase is Phase.FAILED:
+            return "failed"
+        if interp.phase is Phase.COMPENSATING:
+            return "compensating"
+        kinds = set()
+        for p in interp.pending:
+            if p.kind in _RUNS:
+                kinds.add("backoff" if self.backoff_until(p.seq, now) else "run")
+            else:
+                kinds.add(p.kind)
+        if "run" in kinds:
+            return "running"
+        if "event" in kinds:
+            return "waiting_for_event"
+        if kinds & {"timer", "backoff"}:
+            return "waiting_for_timer"
+        return "running"
+
+    def backoff_until(self, seq: int, now: datetime) -> datetime | None:
+        state = self.attempts.get(seq)
+        if state is None or state[2] is None:
+            return None
+        when: datetime = state[2]
+        return when if when > now else None
+
+    def wake_at(self) -> datetime | None:
+        times = [p.deadline for p in self.interp.pending if p.deadline is not None]
+        times.extend(s[2] for s in self.attempts.values() if s[2] is not None)
+        return min(times) if times else None
+
+    # -- records <-> rows -----------------------------------------------------------------------
+
+    def rows(self, records: list[Record], values: dict[int, Any]) -> list[tuple[Any, ...]]:
+        """History rows for new records; ``values`` holds the JSON of values fed by the runtime."""
+        out = []
+        iid = self.instance_id
+        for record in records:
+            self.pos += 1
+            if isinstance(record, Scheduled):
+                args = self._args_json(record)
+                if record.kind in _RUNS:
+                    self.fresh.add(record.seq)
+                out.append(
+                    (
+                        iid,
+                        self.pos,
+                        record.seq,
+                        "scheduled",
+                        record.kind,
+                        record.name,
+                        dumps(args),
+                        to_text(record.at),
+                        to_text(record.deadline),
+                        None,
+                        None,
+                    )
+                )
+            else:
+                value = (
+                    values[record.seq]
+                    if record.seq in values
+                    else to_jsonable(record.value, what="a recorded value")
+                )
+                failure = record.failure
+                out.append(
+                    (
+                        iid,
+                        self.pos,
+                        record.seq,
+                        "resolved",
+                        None,
+                        None,
+                        None,
+                        to_text(record.at),
+                        None,
+                        None if failure is not None else dumps(value),
+                        None if failure is None else dumps(_failure_json(failure)),
+                    )
+                )
+        return out
+
+    def _args_json(self, record: Scheduled) -> Any:
+        if record.kind not in _RUNS:
+            return to_jsonable(record.args, what=f"arguments of {record.kind} {record.name!r}")
+        args = record.args
+        act = resolve_activity(self.interp.command(record.seq))
+        if act is None:
+            return to_jsonable(args, what=f"arguments of {record.name!r}")
+        try:
+            named = act.bind(tuple(args["args"]), args["kwargs"])
+            return {
+                name: to_jsonable(
+                    value,
+                    act.param_adapters.get(name, act.result_adapter),
+                    what=f"argument {name!r} of activity {act.name!r}",
+                )
+                for name, value in named.items()
+            }
+        except (SerializationError, TypeError) as exc:
+            self.arg_errors[record.seq] = str(exc)
+            return {"__error__": str(exc)}
+
+
+def resolve_activity(command: Any) -> Activity | None:
+    if not isinstance(command, CallActivity):
+        return None
+    if isinstance(command.activity, Activity):
+        return command.activity
+    return find_activity(command.name)
+
+
+def _failure_json(failure: Failure) -> dict[str, Any]:
+    return {
+        "type": failure.type,
+        "message": failure.message,
+        "attempts": failure.attempts,
+        "traceback": failure.traceback,
+    }
+
+
+def decode_records(rows: list[tuple[Any, ...]]) -> list[Record]:
+    """Kernel records from history rows, values rebuilt as the types they were recorded as."""
+    kinds: dict[int, tuple[str, str]] = {}
+    records: list[Record] = []
+    for _iid, _pos, seq, record, kind, name, args, at, deadline, value, failure in rows:
+        when = from_text(at)
+        assert when is not None
+        if record == "scheduled":
+            kinds[seq] = (kind, name)
+            records.append(Scheduled(seq, kind, name, loads(args), when, from_text(deadline)))
+            continue
+        if failure is not None:
+            f = loads(failure)
+            records.append(
+                Resolved(
+                    seq,
+                    when,
+                    failure=Failure(
+                        f["type"], f["message"], f.get("attempts", 1), f.get("traceback")
+                    ),
+                )
+            )
+            continue
+        kind, name = kinds.get(seq, ("", ""))
+        records.append(Resolved(seq, when, decode_value(kind, name, loads(value))))
+    return records
+
+
+def decode_value(kind: str, name: str, data: Any) -> Any:
+    if kind in _RUNS:
+        act = find_activity(name)
+        if act is None:
+            return data
+        return from_jsonable(data, act.result_adapter, what=f"the recorded result of {name!r}")
+    if kind == "event" and isinstance(data, dict):
+        return event_from_json(data)
+    return data
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "time": to_text(event.time),
+        "data": event.data,
+    }
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    when = from_text(data["time"])
+    assert when is not None
+    return Event(data["id"], data["type"], data["source"], when, data.get("data"))

@@ -1,0 +1,76 @@
+"""(De)serialisation through pydantic: one ``TypeAdapter`` per annotation, JSON text at rest.
+
+Values cross into storage as JSON text and come back through the same adapter, so a replay sees
+exactly the type the first run saw. The first run itself sends the round-tripped value, not the
+raw one, so the two can never differ (a tuple becomes a list both times, a model stays a model).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from .kernel import EddicError
+
+
+class SerializationError(EddicError):
+    """A value could not be turned into JSON, or JSON back into its declared type."""
+
+
+@lru_cache(maxsize=1024)
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def adapter_for(annotation: Any) -> TypeAdapter[Any]:
+    """The (cached) adapter for an annotation; ``Any`` for missing or unhashable ones."""
+    if annotation is inspect.Parameter.empty or annotation is None:
+        annotation = Any
+    try:
+        return _adapter(annotation)
+    except TypeError:  # unhashable annotation
+        return TypeAdapter(annotation)
+
+
+_ANY = adapter_for(Any)
+
+
+def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations (string annotations too); ``{}`` when they cannot be resolved."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception:
+        return {}
+
+
+def to_jsonable(value: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> Any:
+    """``value`` as JSON-compatible Python data, or a ``SerializationError`` saying what failed."""
+    try:
+        return adapter.dump_python(value, mode="json")
+    except Exception as exc:
+        raise SerializationError(
+            f"{what} cannot be serialised to JSON: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def from_jsonable(data: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except Exception as exc:
+        raise SerializationError(
+            f"{what} cannot be rebuilt from its stored JSON: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,629 @@
+"""SQLite storage on sqlite-utils: schema, migrations, transactions, and every query.
+
+Rows are dicts only inside this module; the runtime talks to it in terms of instance ids,
+history rows and :class:`StepWrite`. Every unit of work is one transaction opened with
+``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` would fail at once with "database is locked" when
+another process wrote meanwhile); sqlite-utils calls inside it nest as savepoints.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from .clock import from_text, to_text, utcnow
+from .kernel import EddicError, InstanceNotFound
+from .serde import loads
+
+SCHEMA_VERSION = 1
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_MARKER = "eddic"
+
+
+class StorageError(EddicError):
+    """The database cannot be used: foreign, corrupt, read-only, or from a newer eddic."""
+
+
+class LeaseLost(EddicError):
+    """This worker's lease on the instance was taken over; it may record nothing more."""
+
+
+def parse_db_url(db_url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``; ``:memory:``."""
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix):
+        raise ValueError(
+            f"unsupported db_url {db_url!r}: use sqlite:///relative.db, sqlite:////absolute.db "
+            "or sqlite:///:memory:"
+        )
+    path = db_url[len(prefix) :]
+    if not path:
+        raise ValueError(f"db_url {db_url!r} names no file")
+    return path
+
+
+@dataclass
+class StepWrite:
+    """Everything one step of one instance commits, fenced by its lease epoch."""
+
+    instance_id: str
+    owner: str
+    epoch: int
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    waits_added: list[tuple[int, str, str | None]] = field(default_factory=list)
+    waits_removed: list[int] = field(default_factory=list)
+    mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
+    attempts: list[tuple[int, int, int, str | None, str | None]] = field(default_factory=list)
+    attempts_done: list[int] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)
+    release: bool = False
+    woke: bool = False  # set by write_step: a waited-for event was already in the mailbox
+
+
+_HISTORY_COLUMNS = "instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure"
+
+
+class Storage:
+    """The thin storage class. One connection per thread (one shared one for ``:memory:``)."""
+
+    def __init__(
+        self, db_url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
+        self.db_url = db_url
+        self.path = parse_db_url(db_url)
+        self.memory = self.path == ":memory:"
+        self.synchronous = synchronous.upper()
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._shared: sqlite_utils.Database | None = None
+        self._lock = threading.RLock()  # serialises the shared :memory: connection
+        self._all: list[sqlite_utils.Database] = []
+        self._opened = False
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Check the file, then set pragmas and create or migrate the schema. Idempotent."""
+        if self._opened:
+            return
+        if not self.memory:
+            self._check_file()
+        db = self._db()
+        with self.transaction() as tx:
+            self._migrate(tx)
+        del db
+        self._opened = True
+
+    def _check_file(self) -> None:
+        path = self.path
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.exists(path) or os.path.getsize(path) == 0:
+            if not os.path.isdir(folder):
+                raise StorageError(f"cannot create database {path!r}: folder {folder!r} is missing")
+            if not os.access(folder, os.W_OK):
+                raise StorageError(f"cannot create database {path!r}: folder is read-only")
+            return
+        with open(path, "rb") as f:
+            header = f.read(16)
+        if header != _SQLITE_HEADER:
+            raise StorageError(
+                f"{path!r} is not an SQLite database, so not an eddic database; "
+                "it was left untouched"
+            )
+        try:
+            conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {path!r}: {exc}") from None
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "eddic_meta" not in tables:
+                raise StorageError(
+                    f"{path!r} is an SQLite database but not an eddic one (it holds "
+                    f"{', '.join(sorted(tables)[:5])}); it was left untouched"
+                )
+            version = None
+            if tables:
+                row = conn.execute(
+                    "SELECT value FROM eddic_meta WHERE key = 'schema_version'"
+                ).fetchone()
+                version = int(row[0]) if row else None
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"{path!r} is corrupt or unreadable ({exc}); it was left untouched"
+            ) from None
+        finally:
+            conn.close()
+        if version is not None and version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{path!r} has eddic schema version {version}, newer than this eddic "
+                f"understands ({SCHEMA_VERSION}); upgrade eddic. It was left untouched"
+            )
+        if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+            raise StorageError(
+                f"{path!r} is read-only (eddic needs to write it and its -wal/-shm files beside it)"
+            )
+
+    def _connect(self) -> sqlite_utils.Database:
+        if self.memory:
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        else:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+            )
+        db = sqlite_utils.Database(conn)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        if not self.memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _db(self) -> sqlite_utils.Database:
+        if self.memory:
+            if self._shared is None:
+                self._shared = self._connect()
+                self._all.append(self._shared)
+            return self._shared
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                try:
+                    db.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+            self._shared = None
+            self._local = threading.local()
+            self._opened = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One unit of work: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
+        with self._lock if self.memory else _nothing():
+            db = self._db()
+            self._begin(db)
+            try:
+                yield db
+            except BaseException:
+                if db.conn.in_transaction:
+                    db.conn.execute("ROLLBACK")
+                raise
+            db.conn.execute("COMMIT")
+
+    def _begin(self, db: sqlite_utils.Database) -> None:
+        # The busy timeout absorbs most contention; this covers what it gives up on.
+        delay = 0.005
+        for attempt in range(12):
+            try:
+                db.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if "locked" not in text and "busy" not in text or attempt == 11:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite_utils.Database]:
+        """A consistent read (one deferred read transaction)."""
+        with self._lock if self.memory else _nothing():
+            db = self._db()
+            db.conn.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.conn.execute("COMMIT")
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self, db: sqlite_utils.Database) -> None:
+        if "eddic_meta" not in db.table_names():
+            version = 0
+        else:
+            row = db.execute("SELECT value FROM eddic_meta WHERE key='schema_version'").fetchone()
+            version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database has eddic schema version {version}; this eddic knows {SCHEMA_VERSION}"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            _MIGRATIONS[target](db)
+            db["eddic_meta"].upsert({"key": "schema_version", "value": str(target)}, pk="key")
+
+    # -- instances ------------------------------------------------------------------------------
+
+    def insert_instance(self, db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+        db["instances"].insert(row)
+
+    def instance_row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any] | None:
+        cursor = db.execute("SELECT * FROM instances WHERE instance_id = ?", [instance_id])
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+        return None if row is None else dict(zip(names, row))
+
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        """The instance as a dict of JSON-compatible values and aware UTC datetimes."""
+        with self.reading() as db:
+            row = self.instance_row(db, instance_id)
+        if row is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+        return public_instance(row)
+
+    def list_instances(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if workflow is not None:
+            where.append("workflow_name = ?")
+            params.append(workflow)
+        sql = "SELECT * FROM instances"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, instance_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.reading() as db:
+            rows = list(db.query(sql, params))
+        return [public_instance(r) for r in rows]
+
+    def history_rows(self, db: sqlite_utils.Database, instance_id: str) -> list[tuple[Any, ...]]:
+        return db.execute(
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE instance_id = ? ORDER BY pos",
+            [instance_id],
+        ).fetchall()
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's history, one decoded dict per record (for display)."""
+        with self.reading() as db:
+            if self.instance_row(db, instance_id) is None:
+                raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+            rows = self.history_rows(db, instance_id)
+        names = [c.strip() for c in _HISTORY_COLUMNS.split(",")]
+        out = []
+        for row in rows:
+            item = dict(zip(names, row))
+            for key in ("args", "value", "failure"):
+                item[key] = loads(item[key])
+            for key in ("at", "deadline"):
+                item[key] = from_text(item[key])
+            out.append(item)
+        return out
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    def acquire(
+        self, instance_id: str, owner: str, now: datetime, default_timeout: float
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Take the lease if it is free or expired: ``(epoch, row)``, or None."""
+        with self.transaction() as db:
+            row = self.instance_row(db, instance_id)
+            if row is None or row["status"] in ("completed", "failed", "cancelled"):
+                return None
+            expires = from_text(row["lock_expires_at"])
+            if row["lock_owner"] is not None and expires is not None and expires > now:
+                return None
+            timeout = row["lock_timeout_seconds"] or default_timeout
+            epoch = row["lock_epoch"] + 1
+            db.execute(
+                "UPDATE instances SET lock_owner = ?, lock_epoch = ?, lock_expires_at = ? "
+                "WHERE instance_id = ?",
+                [owner, epoch, to_text(now + _seconds(timeout)), instance_id],
+            )
+            row.update(lock_owner=owner, lock_epoch=epoch)
+            return epoch, row
+
+    def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE instances SET lock_expires_at = ? "
+                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                [to_text(expires), instance_id, owner, epoch],
+            )
+            return cursor.rowcount == 1
+
+    def release(self, instance_id: str, owner: str, epoch: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL "
+                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                [instance_id, owner, epoch],
+            )
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def commit_step(self, step: StepWrite, now: datetime) -> None:
+        """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
+        with self.transaction() as db:
+            self.write_step(db, step, now)
+
+    def write_step(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
+        columns = dict(step.columns)
+        if step.release:
+            columns["lock_owner"] = None
+            columns["lock_expires_at"] = None
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        cursor = db.execute(
+            f"UPDATE instances SET {assignments} "
+            "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+            [*columns.values(), step.instance_id, step.owner, step.epoch],
+        )
+        if cursor.rowcount != 1:
+            raise LeaseLost(
+                f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
+                f"{step.epoch}); another worker took it over, so this step was not recorded"
+            )
+        conn = db.conn
+        if step.history:
+            conn.executemany(
+                f"INSERT INTO history ({_HISTORY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                step.history,
+            )
+        if step.outbox:
+            conn.executemany(
+                "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "
+                "time, status, attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,'pending',0,?)",
+                step.outbox,
+            )
+        iid = step.instance_id
+        if step.waits_removed:
+            conn.executemany(
+                "DELETE FROM event_waits WHERE instance_id = ? AND seq = ?",
+                [(iid, seq) for seq in step.waits_removed],
+            )
+        if step.waits_added:
+            conn.executemany(
+                "INSERT INTO event_waits (instance_id, seq, event_type, deadline) VALUES (?,?,?,?)",
+                [(iid, *w) for w in step.waits_added],
+            )
+        if step.mailbox_consumed:
+            conn.executemany(
+                "UPDATE mailbox SET consumed_seq = ? WHERE id = ?",
+                [(seq, mid) for mid, seq in step.mailbox_consumed],
+            )
+        if step.attempts:
+            conn.executemany(
+                "INSERT OR REPLACE INTO attempts (instance_id, seq, started, failures, "
+                "next_at, last_failure) VALUES (?,?,?,?,?,?)",
+                [(iid, *a) for a in step.attempts],
+            )
+        if step.attempts_done:
+            conn.executemany(
+                "DELETE FROM attempts WHERE instance_id = ? AND seq = ?",
+                [(iid, seq) for seq in step.attempts_done],
+            )
+        if step.release and step.columns.get("status") == "waiting_for_event":
+            # An event that reached the mailbox while we worked must wake the instance again.
+            ready = conn.execute(
+                "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
+                "AND m.event_type = w.event_type WHERE m.instance_id = ? "
+                "AND m.consumed_seq IS NULL LIMIT 1",
+                [iid],
+            ).fetchone()
+            if ready:
+                step.woke = True
+                conn.execute(
+                    "UPDATE instances SET wake_at = ? WHERE instance_id = ?", [to_text(now), iid]
+                )
+
+    def attempts_of(
+        self, db: sqlite_utils.Database, instance_id: str
+    ) -> dict[int, tuple[Any, ...]]:
+        rows = db.execute(
+            "SELECT seq, started, failures, next_at, last_failure FROM attempts "
+            "WHERE instance_id = ?",
+            [instance_id],
+        ).fetchall()
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    # -- work queues ----------------------------------------------------------------------------
+
+    def due_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """Instances with a due wake time (timer, deadline, retry, delivered event) and no lease."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT instance_id, workflow_name FROM instances WHERE wake_at IS NOT NULL "
+                "AND wake_at <= ? "
+                "AND (lock_owner IS NULL OR lock_expires_at < ?) AND status NOT IN ('completed','failed','cancelled') "
+                "ORDER BY wake_at LIMIT ?",
+                [to_text(now), to_text(now), limit],
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def stale_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """Running or compensating instances whose lease expired (or was never renewed)."""
+        text = to_text(now)
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT instance_id, workflow_name FROM instances "
+                "WHERE status IN ('running','compensating') "
+                "AND (lock_owner IS NULL OR lock_expires_at < ?) "
+                "AND (wake_at IS NULL OR wake_at <= ?) "
+                "AND (retry_after IS NULL OR retry_after <= ?) ORDER BY updated_at LIMIT ?",
+                [text, text, text, limit],
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def next_wake(self) -> datetime | None:
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT MIN(wake_at) FROM instances WHERE wake_at IS NOT NULL "
+                "AND status NOT IN ('completed','failed','cancelled')"
+            ).fetchone()
+        return from_text(row[0]) if row and row[0] else None
+
+    def outbox_pending(self) -> bool:
+        with self.reading() as db:
+            row = db.execute("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").fetchone()
+        return row is not None
+
+    def set_retry_after(self, instance_id: str, when: datetime, error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE instances SET retry_after = ?, error = COALESCE(?, error), "
+                "lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = ?",
+                [to_text(when), error, instance_id],
+            )
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _seconds(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+def public_instance(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "instance_id": row["instance_id"],
+        "workflow_name": row["workflow_name"],
+        "status": row["status"],
+        "input_data": loads(row["input_data"]),
+        "output_data": loads(row["output_data"]),
+        "error": loads(row["error"]),
+        "created_at": from_text(row["created_at"]),
+        "updated_at": from_text(row["updated_at"]),
+        "wake_at": from_text(row["wake_at"]),
+        "lock_owner": row["lock_owner"],
+        "lock_expires_at": from_text(row["lock_expires_at"]),
+        "lock_timeout_seconds": row["lock_timeout_seconds"],
+        "service_name": row["service_name"],
+    }
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db["eddic_meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db["eddic_meta"].insert({"key": "application", "value": _MARKER})
+    db["instances"].create(
+        {
+            "instance_id": str,
+            "workflow_name": str,
+            "status": str,
+            "input_data": str,
+            "output_data": str,
+            "error": str,
+            "created_at": str,
+            "updated_at": str,
+            "started_at": str,
+            "service_name": str,
+            "lock_timeout_seconds": float,
+            "lock_owner": str,
+            "lock_epoch": int,
+            "lock_expires_at": str,
+            "wake_at": str,
+            "retry_after": str,
+            "last_pos": int,
+        },
+        pk="instance_id",
+        not_null={"workflow_name", "status", "created_at", "updated_at", "lock_epoch"},
+        defaults={"lock_epoch": 0, "last_pos": 0},
+    )
+    db["instances"].create_index(["status"], index_name="instances_by_status")
+    db["instances"].create_index(["wake_at"], index_name="instances_by_wake_at")
+    db["instances"].create_index(["workflow_name"], index_name="instances_by_workflow")
+    db["history"].create(
+        {
+            "instance_id": str,
+            "pos": int,
+            "seq": int,
+            "record": str,
+            "kind": str,
+            "name": str,
+            "args": str,
+            "at": str,
+            "deadline": str,
+            "value": str,
+            "failure": str,
+        },
+        pk=("instance_id", "pos"),
+        not_null={"seq", "record", "at"},
+    )
+    db["attempts"].create(
+        {
+            "instance_id": str,
+            "seq": int,
+            "started": int,
+            "failures": int,
+            "next_at": str,
+            "last_failure": str,
+        },
+        pk=("instance_id", "seq"),
+    )
+    db["event_waits"].create(
+        {"instance_id": str, "seq": int, "event_type": str, "deadline": str},
+        pk=("instance_id", "seq"),
+    )
+    db["event_waits"].create_index(["event_type"], index_name="event_waits_by_type")
+    db["mailbox"].create(
+        {
+            "id": int,
+            "instance_id": str,
+            "event_id": str,
+            "event_type": str,
+            "source": str,
+            "time": str,
+            "data": str,
+            "consumed_seq": int,
+        },
+        pk="id",
+    )
+    db["mailbox"].create_index(["instance_id", "event_id"], unique=True, index_name="mailbox_once")
+    db["mailbox"].create_index(
+        ["instance_id", "event_type", "consumed_seq"], index_name="mailbox_pending"
+    )
+    db["outbox"].create(
+        {
+            "id": int,
+            "event_id": str,
+            "instance_id": str,
+            "seq": int,
+            "event_type": str,
+            "source": str,
+            "data": str,
+            "time": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "sent_at": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["event_id"], unique=True, index_name="outbox_event_id")
+    db["outbox"].create_index(["status", "next_attempt_at"], index_name="outbox_pending")
+
+
+_MIGRATIONS = {1: _create_v1}
