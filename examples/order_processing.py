@@ -15,10 +15,17 @@ import os
 import sys
 import tempfile
 
+from eddic import (
+    ActivityContext,
+    ActivityFailed,
+    App,
+    WorkflowContext,
+    activity,
+    compensation,
+    on_failure,
+    workflow,
+)
 from pydantic import BaseModel, Field
-
-from eddic import ActivityContext, ActivityFailed, App, WorkflowContext, activity, compensation
-from eddic import on_failure, workflow
 
 FAIL_SHIPPING = False  # set by --fail-shipping
 

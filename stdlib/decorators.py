@@ -20,7 +20,7 @@ from .serde import adapter_for, type_hints
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_WORKFLOWS: dict[str, Workflow] = {}
+_WORKFLOWS: dict[str, Workflow[Any]] = {}
 _ACTIVITIES: dict[str, Activity] = {}
 
 

@@ -63,7 +63,7 @@ class LiveInstance:
         )
         return cls(instance_id, workflow, interp, epoch, lock_timeout)
 
-    # -- state ----------------------------------------------------------------------------------
+    # -- state --
 
     def status(self, now: datetime) -> str:
         interp = self.interp
@@ -99,11 +99,11 @@ class LiveInstance:
         times.extend(s[2] for s in self.attempts.values() if s[2] is not None)
         return min(times) if times else None
 
-    # -- records <-> rows -----------------------------------------------------------------------
+    # -- records <-> rows --
 
     def rows(self, records: list[Record], values: dict[int, Any]) -> list[tuple[Any, ...]]:
         """History rows for new records; ``values`` holds the JSON of values fed by the runtime."""
-        out = []
+        out: list[tuple[Any, ...]] = []
         iid = self.instance_id
         for record in records:
             self.pos += 1

@@ -35,7 +35,7 @@ class SinkError(EddicError):
 
 
 def backoff(attempts: int) -> float:
-    """Seconds before the next delivery attempt after ``attempts`` failures (1 s doubling, 5 min cap)."""
+    """Seconds before the next attempt after ``attempts`` failures: 1 s, doubling, 5 min cap."""
     return float(min(300.0, 2.0 ** (attempts - 1)))
 
 
@@ -173,7 +173,10 @@ def outbox_rows(
 def retry_failed(storage: Storage, event_id: str | None = None) -> int:
     """Put failed rows (all, or one) back to pending with a fresh attempt count."""
     now: datetime = utcnow()
-    sql = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE status = 'failed'"
+    sql = (
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
+        "WHERE status = 'failed'"
+    )
     params: list[Any] = [to_text(now)]
     if event_id is not None:
         sql += " AND event_id = ?"

@@ -19,26 +19,25 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import events
 from .clock import to_text, utcnow
 from .context import ActivityContext
 from .decorators import Workflow, get_workflow
-from .events import EventsMixin
 from .executor import run_attempt
 from .instance import LiveInstance, decode_records, event_to_json, resolve_activity
 from .kernel import (
     EddicError,
     Failure,
     InstanceExists,
-    InstanceNotFound,
     NonDeterminismError,
     Phase,
     Resolved,
     Scheduled,
-    derived_uuid,
     WorkflowFailed,
+    derived_uuid,
 )
-from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 from .outbox import relay
+from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 from .storage import LeaseLost, StepWrite, Storage
 
 log = logging.getLogger("eddic")
@@ -46,7 +45,7 @@ log = logging.getLogger("eddic")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class App(EventsMixin):
+class App:
     """A durable workflow runtime on one SQLite database."""
 
     def __init__(
@@ -85,7 +84,7 @@ class App(EventsMixin):
         self._wake = threading.Event()
         self._initialized = False
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- lifecycle --
 
     def initialize(self) -> None:
         """Open the database and create or migrate its schema. Idempotent."""
@@ -111,7 +110,7 @@ class App(EventsMixin):
         if not self._initialized:
             self.initialize()
 
-    # -- starting and reading ---------------------------------------------------------------------
+    # -- starting and reading --
 
     def start(
         self,
@@ -208,7 +207,7 @@ class App(EventsMixin):
             raise WorkflowFailed(error.get("type", "?"), error.get("message", ""))
         raise EddicError(f"instance {instance_id!r} has not finished (status {status!r})")
 
-    # -- the worker side ----------------------------------------------------------------------------
+    # -- the worker side --
 
     def run_due(self) -> int:
         """One pass: due timers and events, expired leases (recovery), then the outbox relay.
@@ -298,6 +297,26 @@ class App(EventsMixin):
         retry = now + timedelta(seconds=self.recovery_interval_seconds)
         self.storage.set_retry_after(instance_id, retry, error)
 
+    def send_event(
+        self,
+        event_type: str,
+        data: Any = None,
+        *,
+        source: str | None = None,
+        id: str | None = None,
+        instance_id: str | None = None,
+    ) -> list[str]:
+        """Deliver an event; returns the ids of the instances it reached (see ``events``).
+
+        With ``instance_id`` the event goes to that instance's durable mailbox and is received by
+        its next matching ``WaitEvent``; without, it reaches every instance whose pending
+        ``WaitEvent`` matches when the send commits. A repeated ``(instance, id)`` is ignored.
+        Reached instances are resumed here, in the calling thread.
+        """
+        return events.send_event(
+            self, event_type, data, source=source, id=id, instance_id=instance_id
+        )
+
     def relay_outbox(self) -> int:
         """Deliver due outbox rows to the sink; returns how many were delivered."""
         self._ready()
@@ -330,7 +349,7 @@ class App(EventsMixin):
                 wait = min(wait, 1.0)
             self._wake.wait(wait)
 
-    # -- driving one instance ---------------------------------------------------------------------
+    # -- driving one instance --
 
     def _drive(self, live: LiveInstance) -> None:
         """Run the instance until it finishes or has nothing to do but wait (lease released)."""
@@ -341,7 +360,7 @@ class App(EventsMixin):
                 if runnable is not None:
                     step = self._run_activity(live, runnable, now)
                 else:
-                    step = self.resolve_due(live, now) or self._park(live, now)
+                    step = events.resolve_due(self, live, now) or self._park(live, now)
                 if not step.release:
                     continue
                 if not step.woke:
@@ -424,6 +443,7 @@ class App(EventsMixin):
                 step.attempts.append((seq, attempt, failures, to_text(next_at), dumps(str(error))))
                 return self._finish_step(live, step, now)
         values: dict[int, Any] = {}
+        resolved: Resolved
         if error is None and outcome is not None:
             resolved = Resolved(seq, now, outcome.value)
             values[seq] = outcome.json

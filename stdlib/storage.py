@@ -14,14 +14,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
-from .clock import from_text, to_text, utcnow
+from .clock import from_text, to_text
 from .kernel import EddicError, InstanceNotFound
 from .serde import loads
 
@@ -93,7 +93,7 @@ class Storage:
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
 
-    # -- connections ----------------------------------------------------------------------------
+    # -- connections --
 
     def open(self) -> None:
         """Check the file, then set pragmas and create or migrate the schema. Idempotent."""
@@ -188,10 +188,8 @@ class Storage:
     def close(self) -> None:
         with self._lock:
             for db in self._all:
-                try:
+                with suppress(sqlite3.Error):
                     db.close()
-                except sqlite3.Error:
-                    pass
             self._all.clear()
             self._shared = None
             self._local = threading.local()
@@ -220,7 +218,7 @@ class Storage:
                 return
             except sqlite3.OperationalError as exc:
                 text = str(exc).lower()
-                if "locked" not in text and "busy" not in text or attempt == 11:
+                if ("locked" not in text and "busy" not in text) or attempt == 11:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
@@ -236,7 +234,7 @@ class Storage:
             finally:
                 db.conn.execute("COMMIT")
 
-    # -- schema ---------------------------------------------------------------------------------
+    # -- schema --
 
     def _migrate(self, db: sqlite_utils.Database) -> None:
         if "eddic_meta" not in db.table_names():
@@ -250,18 +248,18 @@ class Storage:
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             _MIGRATIONS[target](db)
-            db["eddic_meta"].upsert({"key": "schema_version", "value": str(target)}, pk="key")
+            db.table("eddic_meta").upsert({"key": "schema_version", "value": str(target)}, pk="key")
 
-    # -- instances ------------------------------------------------------------------------------
+    # -- instances --
 
     def insert_instance(self, db: sqlite_utils.Database, row: dict[str, Any]) -> None:
-        db["instances"].insert(row)
+        db.table("instances").insert(row)
 
     def instance_row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any] | None:
         cursor = db.execute("SELECT * FROM instances WHERE instance_id = ?", [instance_id])
         names = [d[0] for d in cursor.description]
         row = cursor.fetchone()
-        return None if row is None else dict(zip(names, row))
+        return None if row is None else dict(zip(names, row, strict=True))
 
     def get_instance(self, instance_id: str) -> dict[str, Any]:
         """The instance as a dict of JSON-compatible values and aware UTC datetimes."""
@@ -311,7 +309,7 @@ class Storage:
         names = [c.strip() for c in _HISTORY_COLUMNS.split(",")]
         out = []
         for row in rows:
-            item = dict(zip(names, row))
+            item = dict(zip(names, row, strict=True))
             for key in ("args", "value", "failure"):
                 item[key] = loads(item[key])
             for key in ("at", "deadline"):
@@ -319,7 +317,7 @@ class Storage:
             out.append(item)
         return out
 
-    # -- leases ---------------------------------------------------------------------------------
+    # -- leases --
 
     def acquire(
         self, instance_id: str, owner: str, now: datetime, default_timeout: float
@@ -359,7 +357,7 @@ class Storage:
                 [instance_id, owner, epoch],
             )
 
-    # -- steps ----------------------------------------------------------------------------------
+    # -- steps --
 
     def commit_step(self, step: StepWrite, now: datetime) -> None:
         """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
@@ -445,7 +443,7 @@ class Storage:
         ).fetchall()
         return {r[0]: tuple(r[1:]) for r in rows}
 
-    # -- work queues ----------------------------------------------------------------------------
+    # -- work queues --
 
     def due_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
         """Instances with a due wake time (timer, deadline, retry, delivered event) and no lease."""
@@ -453,7 +451,8 @@ class Storage:
             rows = db.execute(
                 "SELECT instance_id, workflow_name FROM instances WHERE wake_at IS NOT NULL "
                 "AND wake_at <= ? "
-                "AND (lock_owner IS NULL OR lock_expires_at < ?) AND status NOT IN ('completed','failed','cancelled') "
+                "AND (lock_owner IS NULL OR lock_expires_at < ?) "
+                "AND status NOT IN ('completed','failed','cancelled') "
                 "ORDER BY wake_at LIMIT ?",
                 [to_text(now), to_text(now), limit],
             ).fetchall()
@@ -525,9 +524,9 @@ def public_instance(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
-    db["eddic_meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
-    db["eddic_meta"].insert({"key": "application", "value": _MARKER})
-    db["instances"].create(
+    db.table("eddic_meta").create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db.table("eddic_meta").insert({"key": "application", "value": _MARKER})
+    db.table("instances").create(
         {
             "instance_id": str,
             "workflow_name": str,
@@ -551,10 +550,10 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         not_null={"workflow_name", "status", "created_at", "updated_at", "lock_epoch"},
         defaults={"lock_epoch": 0, "last_pos": 0},
     )
-    db["instances"].create_index(["status"], index_name="instances_by_status")
-    db["instances"].create_index(["wake_at"], index_name="instances_by_wake_at")
-    db["instances"].create_index(["workflow_name"], index_name="instances_by_workflow")
-    db["history"].create(
+    db.table("instances").create_index(["status"], index_name="instances_by_status")
+    db.table("instances").create_index(["wake_at"], index_name="instances_by_wake_at")
+    db.table("instances").create_index(["workflow_name"], index_name="instances_by_workflow")
+    db.table("history").create(
         {
             "instance_id": str,
             "pos": int,
@@ -571,7 +570,7 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         pk=("instance_id", "pos"),
         not_null={"seq", "record", "at"},
     )
-    db["attempts"].create(
+    db.table("attempts").create(
         {
             "instance_id": str,
             "seq": int,
@@ -582,12 +581,12 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         },
         pk=("instance_id", "seq"),
     )
-    db["event_waits"].create(
+    db.table("event_waits").create(
         {"instance_id": str, "seq": int, "event_type": str, "deadline": str},
         pk=("instance_id", "seq"),
     )
-    db["event_waits"].create_index(["event_type"], index_name="event_waits_by_type")
-    db["mailbox"].create(
+    db.table("event_waits").create_index(["event_type"], index_name="event_waits_by_type")
+    db.table("mailbox").create(
         {
             "id": int,
             "instance_id": str,
@@ -600,11 +599,13 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["mailbox"].create_index(["instance_id", "event_id"], unique=True, index_name="mailbox_once")
-    db["mailbox"].create_index(
+    db.table("mailbox").create_index(
+        ["instance_id", "event_id"], unique=True, index_name="mailbox_once"
+    )
+    db.table("mailbox").create_index(
         ["instance_id", "event_type", "consumed_seq"], index_name="mailbox_pending"
     )
-    db["outbox"].create(
+    db.table("outbox").create(
         {
             "id": int,
             "event_id": str,
@@ -622,8 +623,8 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["outbox"].create_index(["event_id"], unique=True, index_name="outbox_event_id")
-    db["outbox"].create_index(["status", "next_attempt_at"], index_name="outbox_pending")
+    db.table("outbox").create_index(["event_id"], unique=True, index_name="outbox_event_id")
+    db.table("outbox").create_index(["status", "next_attempt_at"], index_name="outbox_pending")
 
 
 _MIGRATIONS = {1: _create_v1}
