@@ -109,6 +109,22 @@ def relay(
     if sink is None:
         return 0
     delivered = 0
+    while True:
+        progress = _relay_heads(storage, sink, max_attempts, timeout, batch)
+        delivered += progress
+        if not progress:
+            return delivered
+
+
+def _relay_heads(
+    storage: Storage,
+    sink: Callable[[Event], Any] | str,
+    max_attempts: int,
+    timeout: float,
+    batch: int,
+) -> int:
+    """One round: the due head row of each instance's queue. Returns how many were delivered."""
+    delivered = 0
     now = utcnow()
     with storage.reading() as db:
         heads = db.execute(_HEAD_ROWS, [to_text(now), batch]).fetchall()

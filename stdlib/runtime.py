@@ -453,19 +453,11 @@ class App:
         live.interp.feed(resolved)
         step = self._step(live, [resolved, *live.interp.decide()], values, now)
         if outcome is not None and outcome.published:
-            base = len(step.outbox)
-            for i, event in enumerate(outcome.published):
-                step.outbox.append(
-                    self._outbox_row(
-                        live,
-                        seq,
-                        event.event_type,
-                        event.data,
-                        event.source,
-                        now,
-                        index=base + i + 1,
-                    )
-                )
+            # The activity's own events come before those of the commands it led to.
+            step.outbox[:0] = [
+                self._outbox_row(live, seq, e.event_type, e.data, e.source, now, index=i)
+                for i, e in enumerate(outcome.published, start=1)
+            ]
         if seq in live.attempts:
             del live.attempts[seq]
             step.attempts_done.append(seq)
