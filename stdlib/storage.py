@@ -452,9 +452,10 @@ class Storage:
                 "SELECT instance_id, workflow_name FROM instances WHERE wake_at IS NOT NULL "
                 "AND wake_at <= ? "
                 "AND (lock_owner IS NULL OR lock_expires_at < ?) "
+                "AND (retry_after IS NULL OR retry_after <= ?) "
                 "AND status NOT IN ('completed','failed','cancelled') "
                 "ORDER BY wake_at LIMIT ?",
-                [to_text(now), to_text(now), limit],
+                [to_text(now), to_text(now), to_text(now), limit],
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
 

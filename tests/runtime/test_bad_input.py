@@ -9,7 +9,6 @@ from typing import Any
 
 import pydantic
 import pytest
-
 from eddic import (
     ActivityFailed,
     App,

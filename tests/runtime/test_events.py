@@ -6,8 +6,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
-
 from eddic import (
     App,
     EddicError,
@@ -20,6 +18,7 @@ from eddic import (
     WorkflowContext,
     workflow,
 )
+from freezegun import freeze_time
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -43,7 +42,7 @@ def ev_twice(ctx: WorkflowContext, _: None = None) -> list[Any]:
 
 @workflow
 def ev_race(ctx: WorkflowContext, _: None = None) -> str:
-    index, value = yield First(WaitEvent("go"), Sleep(60))
+    index, _value = yield First(WaitEvent("go"), Sleep(60))
     return "event" if index == 0 else "timer"
 
 

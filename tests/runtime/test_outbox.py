@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from freezegun import freeze_time
-
 from eddic import ActivityContext, App, Event, Publish, WorkflowContext, activity, workflow
 from eddic.kernel import derived_uuid
+from freezegun import freeze_time
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -73,9 +72,10 @@ def test_a_failing_sink_is_retried_with_backoff_then_given_up_without_blocking_o
         delivered.append(f"{event.type}:{event.data['n']}")
 
     url = f"sqlite:///{db_path}"
-    with freeze_time(T0) as clock, App(
-        db_url=url, outbox_enabled=True, outbox_sink=sink, outbox_max_attempts=3
-    ) as app:
+    with (
+        freeze_time(T0) as clock,
+        App(db_url=url, outbox_enabled=True, outbox_sink=sink, outbox_max_attempts=3) as app,
+    ):
         bad = app.start(ob_flow, input=1)
         app.start(ob_flow, input=2)
         app.run_due()
@@ -113,9 +113,9 @@ def test_a_sink_that_hangs_times_out(db_path: Path) -> None:
 
 class _Receiver(BaseHTTPRequestHandler):
     failures_left = 2
-    received: list[tuple[str, dict[str, Any]]] = []
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if _Receiver.failures_left > 0:
             _Receiver.failures_left -= 1
@@ -144,9 +144,10 @@ def receiver() -> Iterator[str]:
 def test_an_http_sink_receives_structured_cloudevents_after_two_failures(
     db_path: Path, receiver: str
 ) -> None:
-    with freeze_time(T0, real_asyncio=True) as clock, App(
-        db_url=f"sqlite:///{db_path}", outbox_enabled=True, outbox_sink=receiver
-    ) as app:
+    with (
+        freeze_time(T0, real_asyncio=True) as clock,
+        App(db_url=f"sqlite:///{db_path}", outbox_enabled=True, outbox_sink=receiver) as app,
+    ):
         iid = app.start(ob_flow, input=7)
         app.run_due()
         clock.tick(1)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
-
 from eddic import (
     ActivityContext,
     App,
@@ -15,6 +13,7 @@ from eddic import (
     on_failure,
     workflow,
 )
+from pydantic import BaseModel
 
 calls: list[str] = []
 

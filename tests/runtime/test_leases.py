@@ -1,0 +1,164 @@
+"""Leases, fencing, lock-timeout precedence, retries, and what recovery leaves alone."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from eddic import (
+    ActivityContext,
+    ActivityFailed,
+    App,
+    RetryPolicy,
+    Sleep,
+    WorkflowContext,
+    activity,
+    workflow,
+)
+from eddic.decorators import _WORKFLOWS
+from eddic.storage import LeaseLost, StepWrite
+from freezegun import freeze_time
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+attempts_seen: list[tuple[int, str]] = []
+
+
+@workflow(lock_timeout_seconds=42)
+def lease_decorated(ctx: WorkflowContext, _: None = None) -> str:
+    yield Sleep(10)
+    return "done"
+
+
+@workflow
+def lease_plain(ctx: WorkflowContext, _: None = None) -> str:
+    yield Sleep(10)
+    return "done"
+
+
+class Flaky(Exception):
+    pass
+
+
+class Fatal(Exception):
+    pass
+
+
+@activity(retry=RetryPolicy(max_attempts=3, initial_interval=2, backoff=3, non_retryable=(Fatal,)))
+def lease_flaky(ctx: ActivityContext, fail_times: int, fatal: bool = False) -> int:
+    attempts_seen.append((ctx.attempt, ctx.idempotency_key))
+    if fatal:
+        raise Fatal("no point retrying")
+    if ctx.attempt <= fail_times:
+        raise Flaky(f"attempt {ctx.attempt}")
+    return ctx.attempt
+
+
+@workflow
+def lease_retrying(ctx: WorkflowContext, spec: dict[str, int]) -> str:
+    try:
+        n = yield lease_flaky(spec["fail"], bool(spec.get("fatal")))
+    except ActivityFailed as failure:
+        return f"gave up after {failure.attempts}: {failure.type}"
+    return f"succeeded on attempt {n}"
+
+
+def lock_timeout(app: App, iid: str) -> float:
+    with app.storage.reading() as db:
+        row = db.execute(
+            "SELECT lock_timeout_seconds FROM instances WHERE instance_id = ?", [iid]
+        ).fetchone()
+    return float(row[0]) if row[0] is not None else app.default_lock_timeout_seconds
+
+
+def test_lock_timeout_resolves_start_argument_then_decorator_then_app_default(
+    db_path: Path,
+) -> None:
+    with App(db_url=f"sqlite:///{db_path}", default_lock_timeout_seconds=7) as app:
+        assert lock_timeout(app, app.start(lease_decorated, lock_timeout_seconds=5)) == 5
+        assert lock_timeout(app, app.start(lease_decorated)) == 42
+        assert lock_timeout(app, app.start(lease_plain)) == 7
+
+
+def test_a_worker_whose_lease_was_taken_over_cannot_record_anything(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    with freeze_time(T0) as clock, App(db_url=url) as old, App(db_url=url) as new:
+        iid = old.start(lease_plain)
+        clock.tick(11)
+        got = old.storage.acquire(iid, old.worker_id, T0 + timedelta(seconds=11), 1)
+        assert got is not None
+        stale_epoch = got[0]
+        clock.tick(5)  # the old worker stalls past its 1 s lease; the new one takes over
+        assert new.run_due() == 1
+        assert new.get_instance(iid)["status"] == "completed"
+        with pytest.raises(LeaseLost, match="lost its lease"):
+            old.storage.commit_step(
+                StepWrite(iid, old.worker_id, stale_epoch, columns={"status": "running"}),
+                T0 + timedelta(seconds=16),
+            )
+        assert new.get_instance(iid)["status"] == "completed"
+
+
+def test_a_failing_activity_is_retried_with_durable_backoff(app: App) -> None:
+    attempts_seen.clear()
+    with freeze_time(T0) as clock:
+        iid = app.start(lease_retrying, input={"fail": 2})
+        info = app.get_instance(iid)
+        assert info["status"] == "waiting_for_timer"
+        assert info["wake_at"] == T0 + timedelta(seconds=2)
+        clock.tick(2)
+        app.run_due()
+        assert app.get_instance(iid)["wake_at"] == T0 + timedelta(seconds=2 + 6)
+        clock.tick(6)
+        app.run_due()
+    assert app.result(iid) == "succeeded on attempt 3"
+    assert [a for a, _ in attempts_seen] == [1, 2, 3]
+    assert len({key for _, key in attempts_seen}) == 1  # one idempotency key for all attempts
+
+
+def test_only_the_failure_after_the_last_attempt_reaches_the_workflow(app: App) -> None:
+    with freeze_time(T0) as clock:
+        iid = app.start(lease_retrying, input={"fail": 5})
+        for _ in range(3):
+            clock.tick(100)
+            app.run_due()
+    assert app.result(iid) == "gave up after 3: test_leases.Flaky"
+
+
+def test_a_non_retryable_error_fails_at_once(app: App) -> None:
+    iid = app.start(lease_retrying, input={"fail": 0, "fatal": 1})
+    assert app.result(iid) == "gave up after 1: test_leases.Fatal"
+
+
+def test_backoff_survives_a_restart_without_losing_or_repeating_the_count(db_path: Path) -> None:
+    attempts_seen.clear()
+    url = f"sqlite:///{db_path}"
+    with freeze_time(T0) as clock:
+        with App(db_url=url) as first:
+            iid = first.start(lease_retrying, input={"fail": 1})
+        clock.tick(2)
+        with App(db_url=url) as second:
+            second.run_due()
+            assert second.result(iid) == "succeeded on attempt 2"
+    assert [a for a, _ in attempts_seen] == [1, 2]
+
+
+def test_recovery_leaves_an_unregistered_workflow_alone_with_a_log_line(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    with freeze_time(T0) as clock:
+        iid = app.start(lease_plain)
+        saved = _WORKFLOWS.pop("lease_plain")
+        try:
+            clock.tick(60)
+            with caplog.at_level(logging.WARNING, logger="eddic"):
+                assert app.run_due() == 0
+                assert app.run_due() == 0  # no hot loop: one line per interval
+            assert sum("not registered" in r.message for r in caplog.records) == 1
+            assert app.get_instance(iid)["status"] == "waiting_for_timer"
+        finally:
+            _WORKFLOWS["lease_plain"] = saved
+        clock.tick(app.recovery_interval_seconds)
+        app.run_due()
+        assert app.result(iid) == "done"
