@@ -295,16 +295,16 @@ class Interpreter:
         """Feed one record: a recorded ``Scheduled``, or a ``Resolved`` outcome (old or new)."""
         if self._broken is not None:
             self._check_usable()
-        if not self._started:
-            self._ensure_started()
+        if not isinstance(record, (Scheduled, Resolved)):  # checked first: it may have no .at
+            raise TypeError(f"not a history record: {record!r}")
         if record.at.tzinfo is None:
             raise ValueError(f"record {record!r} has a naive time")
+        if not self._started:
+            self._ensure_started()
         if isinstance(record, Scheduled):
             self._match(record)
-        elif isinstance(record, Resolved):
-            self._resolve(record)
         else:
-            raise TypeError(f"not a history record: {record!r}")
+            self._resolve(record)
 
     def decide(self) -> list[Record]:
         """The new records the code produced since the history ran out, for the caller to append.

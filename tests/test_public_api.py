@@ -53,10 +53,21 @@ def test_every_error_derives_from_eddic_error() -> None:
             assert issubclass(obj, eddic.EddicError), name
 
 
-def test_nothing_is_importable_as_a_bare_kernel_or_stdlib_package() -> None:
-    import importlib.util
+def test_no_source_imports_the_folders_as_top_level_packages() -> None:
+    """``kernel`` and ``stdlib`` are folders mapped onto ``eddic``, never packages of their own."""
+    import ast
+    from pathlib import Path
 
-    for bare in ("stdlib",):
-        spec = importlib.util.find_spec(bare)
-        assert spec is None or "eddic" not in (spec.origin or ""), bare
-    assert eddic.kernel.__name__ == "eddic.kernel"
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*root.glob("kernel/*.py"), *root.glob("stdlib/*.py"), *root.glob("examples/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[0] in ("kernel", "stdlib")
+            ]
+    assert offenders == []

@@ -4,19 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from kernel_histories import (
-    INSTANCE,
-    T0,
-    activity,
-    at,
-    done,
-    event,
-    interpreter,
-    pending_seqs,
-    replayed,
-    timer,
-)
-
 from eddic.kernel import (
     ActivityRef,
     All,
@@ -31,6 +18,18 @@ from eddic.kernel import (
     SleepUntil,
     WaitEvent,
     derived_uuid,
+)
+from kernel_histories import (
+    INSTANCE,
+    T0,
+    activity,
+    at,
+    done,
+    event,
+    interpreter,
+    pending_seqs,
+    replayed,
+    timer,
 )
 
 
