@@ -29,7 +29,7 @@ from .errors import (
     WorkflowFailed,
 )
 from .history import Event, Failure, Record, Resolved, Scheduled
-from .interpreter import Interpreter, Pending, Phase
+from .interpreter import Interpreter, Pending, Phase, Trace
 
 __all__ = [
     "EDDIC_NAMESPACE",
@@ -57,6 +57,7 @@ __all__ = [
     "Scheduled",
     "Sleep",
     "SleepUntil",
+    "Trace",
     "UnknownWorkflow",
     "WaitEvent",
     "WorkflowFailed",

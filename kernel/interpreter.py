@@ -58,7 +58,7 @@ from .context import Context, derived_uuid
 from .errors import ActivityFailed, EddicError, EventTimeout, NonDeterminismError
 from .history import Failure, Record, Resolved, Scheduled
 
-__all__ = ["Interpreter", "Pending", "Phase"]
+__all__ = ["Interpreter", "Pending", "Phase", "Trace"]
 
 
 class Phase(str, Enum):
@@ -205,6 +205,23 @@ class Pending:
         return self.record.deadline
 
 
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What an observer sees: a recorded command matched, or an outcome delivered.
+
+    ``event`` is ``"matched"`` (``record`` is the ``Scheduled`` the code's ``command`` matched) or
+    ``"resolved"`` (``record`` is the ``Resolved``; ``error`` is what a failure throws into the
+    workflow; ``abandoned`` when the workflow no longer waits on that command).
+    """
+
+    event: str
+    seq: int
+    command: Command
+    record: Record
+    error: BaseException | None = None
+    abandoned: bool = False
+
+
 def _describe(kind: str, name: str) -> str:
     return f"{kind} {name!r}"
 
@@ -225,6 +242,7 @@ class Interpreter:
         instance_id: str,
         started_at: datetime,
         context_factory: Callable[[Interpreter], Context] = Context,
+        observer: Callable[[Trace], None] | None = None,
     ) -> None:
         if started_at.tzinfo is None:
             raise ValueError("started_at must be an aware datetime")
@@ -251,6 +269,7 @@ class Interpreter:
         self._root_leaves: list[_Leaf] = []
         self._stack: list[CallActivity] = []
         self._broken: str | None = None
+        self._observer = observer
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -363,6 +382,8 @@ class Interpreter:
         leaf.record = record
         leaf.deadline = record.deadline  # replays reach the recorded deadline
         self._clock = record.at
+        if self._observer is not None:
+            self._observer(Trace("matched", leaf.seq, leaf.command, record))
 
     def _where_is_the_code(self) -> str:
         if self.phase is Phase.COMPLETED or (self._gen_done and self.error is None):
@@ -419,17 +440,14 @@ class Interpreter:
             elif kind == "compensation":
                 self.compensation_errors.append(failure)
         node = leaf.node
+        exc: BaseException | None = None
+        if failure is not None and (node is not None or self._observer is not None):
+            make = _FAILURES.get(kind)
+            exc = make(leaf, failure) if make else EddicError(f"{failure.type}: {failure.message}")
+        if self._observer is not None:
+            self._observer(Trace("resolved", seq, leaf.command, record, exc, node is None))
         if node is not None:
-            if failure is None:
-                self._settle(node, record.value, None)
-            else:
-                make = _FAILURES.get(kind)
-                exc = (
-                    make(leaf, failure)
-                    if make
-                    else EddicError(f"{failure.type}: {failure.message}")
-                )
-                self._settle(node, None, exc)
+            self._settle(node, record.value if failure is None else None, exc)
         if self._gen_done:
             self._try_finish()
 
