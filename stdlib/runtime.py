@@ -36,6 +36,7 @@ from .kernel import (
     WorkflowFailed,
     derived_uuid,
 )
+from .leases import LeaseKeeper
 from .outbox import relay
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 from .storage import LeaseLost, StepWrite, Storage
@@ -83,6 +84,7 @@ class App:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._initialized = False
+        self._keeper = LeaseKeeper(self.storage)
 
     # -- lifecycle --
 
@@ -95,6 +97,8 @@ class App:
         """Stop ``serve()`` and close the database connections."""
         self._stop.set()
         self._wake.set()
+        self._keeper.stop()
+        self._keeper = LeaseKeeper(self.storage)
         self._cache.clear()
         self.storage.close()
         self._initialized = False
@@ -429,7 +433,10 @@ class App:
             error = SerializationError(live.arg_errors[seq])
             outcome = None
         else:
-            outcome = run_attempt(act, pending.command, ctx)
+            with self._keeper.holding(
+                live.instance_id, self.worker_id, live.epoch, live.lock_timeout
+            ):
+                outcome = run_attempt(act, pending.command, ctx)
             error = outcome.error  # type: ignore[assignment]
         now = utcnow()
         failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)

@@ -162,3 +162,32 @@ def test_recovery_leaves_an_unregistered_workflow_alone_with_a_log_line(
         clock.tick(app.recovery_interval_seconds)
         app.run_due()
         assert app.result(iid) == "done"
+
+
+@activity
+def lease_slow(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)  # a real wait: the keeper thread renews in real time
+    return "slow done"
+
+
+@workflow(lock_timeout_seconds=0.3)
+def lease_long(ctx: WorkflowContext, seconds: float) -> str:
+    return (yield lease_slow(seconds))
+
+
+def test_the_lease_is_renewed_while_a_long_activity_runs(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    renewals: list[str] = []
+    with App(db_url=url) as app:
+        real_renew = app.storage.renew
+
+        def counting(iid: str, owner: str, epoch: int, expires: datetime) -> bool:
+            renewals.append(iid)
+            return real_renew(iid, owner, epoch, expires)
+
+        app.storage.renew = counting  # type: ignore[method-assign]
+        iid = app.start(lease_long, input=0.5)
+        assert app.result(iid) == "slow done"
+    assert len(renewals) >= 2  # every 0.1 s over 0.5 s

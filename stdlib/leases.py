@@ -1,0 +1,102 @@
+"""Keeping a lease alive while an activity body runs.
+
+A worker renews its lease at every commit. An activity body can outlast the lease, so while one
+runs, a keeper thread renews the lease every third of its timeout. The thread is started the
+first time an activity runs, sleeps while none is running, runs no user code, and stops with
+``App.shutdown()``. A renewal that finds the lease taken over stops renewing; the step's commit
+then fails its fencing check and records nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .clock import utcnow
+from .storage import Storage
+
+log = logging.getLogger("eddic")
+
+
+@dataclass
+class _Held:
+    instance_id: str
+    owner: str
+    epoch: int
+    timeout: float
+    next_renewal: float  # time.monotonic()
+
+
+class LeaseKeeper:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._cond = threading.Condition()
+        self._held: dict[int, _Held] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @contextmanager
+    def holding(self, instance_id: str, owner: str, epoch: int, timeout: float) -> Iterator[None]:
+        """Renew ``instance_id``'s lease while the block runs."""
+        token = next(self._tokens)
+        held = _Held(instance_id, owner, epoch, timeout, time.monotonic() + timeout / 3)
+        with self._cond:
+            self._held[token] = held
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(
+                    target=self._run, name="eddic-lease-keeper", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                del self._held[token]
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                if not self._held:
+                    self._cond.wait()
+                    continue
+                now = time.monotonic()
+                due = [h for h in self._held.values() if h.next_renewal <= now]
+                if not due:
+                    self._cond.wait(min(h.next_renewal for h in self._held.values()) - now)
+                    continue
+                for held in due:
+                    held.next_renewal = now + held.timeout / 3
+            for held in due:
+                self._renew(held)
+
+    def _renew(self, held: _Held) -> None:
+        expires = utcnow() + timedelta(seconds=held.timeout)
+        try:
+            kept = self._storage.renew(held.instance_id, held.owner, held.epoch, expires)
+        except Exception as exc:  # the next commit will tell; keep the thread alive
+            log.warning("could not renew the lease on %s: %s", held.instance_id, exc)
+            return
+        if not kept:
+            log.warning(
+                "lease on %s was taken over while an activity ran; its outcome will not be "
+                "recorded by this worker",
+                held.instance_id,
+            )
+            held.next_renewal = float("inf")
