@@ -83,6 +83,8 @@ class App:
         self._last_recovery: datetime | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._serving: threading.Thread | None = None
+        self._serve_done = threading.Event()
         self._initialized = False
         self._keeper = LeaseKeeper(self.storage)
 
@@ -97,6 +99,8 @@ class App:
         """Stop ``serve()`` and close the database connections."""
         self._stop.set()
         self._wake.set()
+        if self._serving is not None and self._serving is not threading.current_thread():
+            self._serve_done.wait(timeout=60)  # let serve() finish its pass before closing
         self._keeper.stop()
         self._keeper = LeaseKeeper(self.storage)
         self._cache.clear()
@@ -338,20 +342,26 @@ class App:
         """
         self._ready()
         self._stop.clear()
+        self._serve_done.clear()
+        self._serving = threading.current_thread()
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
-        while not self._stop.is_set():
-            self._wake.clear()
-            self.run_due()
-            if self._stop.is_set():
-                break
-            now = utcnow()
-            wait = min(poll, self.recovery_interval_seconds)
-            nxt = self.storage.next_wake()
-            if nxt is not None:
-                wait = min(wait, max(0.0, (nxt - now).total_seconds()))
-            if self.outbox_enabled and self.storage.outbox_pending():
-                wait = min(wait, 1.0)
-            self._wake.wait(wait)
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                self.run_due()
+                if self._stop.is_set():
+                    break
+                now = utcnow()
+                wait = min(poll, self.recovery_interval_seconds)
+                nxt = self.storage.next_wake()
+                if nxt is not None:
+                    wait = min(wait, max(0.0, (nxt - now).total_seconds()))
+                if self.outbox_enabled and self.storage.outbox_pending():
+                    wait = min(wait, 1.0)
+                self._wake.wait(wait)
+        finally:
+            self._serving = None
+            self._serve_done.set()
 
     # -- driving one instance --
 
