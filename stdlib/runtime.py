@@ -217,19 +217,21 @@ class App:
 
     # -- the worker side --
 
-    def run_due(self) -> int:
+    def run_due(self, *, recover: bool = True) -> int:
         """One pass: due timers and events, expired leases (recovery), then the outbox relay.
 
-        Returns how many instances were advanced.
+        Returns how many instances were advanced. ``serve()`` passes ``recover=False`` between
+        recovery passes (every ``recovery_interval_seconds``).
         """
         self._ready()
         now = utcnow()
         advanced = 0
         for iid, name in self.storage.due_instances(now):
             advanced += self._resume(iid, name, now)
-        for iid, name in self.storage.stale_instances(now):
-            advanced += self._resume(iid, name, now)
-        self._last_recovery = now
+        if recover:
+            for iid, name in self.storage.stale_instances(now):
+                advanced += self._resume(iid, name, now)
+            self._last_recovery = now
         if self.outbox_enabled:
             self.relay_outbox()
         return advanced
@@ -348,7 +350,11 @@ class App:
         try:
             while not self._stop.is_set():
                 self._wake.clear()
-                self.run_due()
+                last = self._last_recovery
+                due = last is None or (utcnow() - last).total_seconds() >= (
+                    self.recovery_interval_seconds
+                )
+                self.run_due(recover=due)
                 if self._stop.is_set():
                     break
                 now = utcnow()
