@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from eddic import App, Sleep, WorkflowContext, activity, workflow
 from freezegun import freeze_time
+
+from eddic import App, Sleep, WorkflowContext, activity, workflow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 undo: list[str] = []

@@ -6,8 +6,15 @@ from datetime import datetime, timezone
 
 from freezegun import freeze_time
 
-from eddic import ActivityContext, App, WorkflowContext, activity, compensation, on_failure
-from eddic import workflow
+from eddic import (
+    ActivityContext,
+    App,
+    WorkflowContext,
+    activity,
+    compensation,
+    on_failure,
+    workflow,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 log: list[str] = []

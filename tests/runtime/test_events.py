@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
+
 from eddic import (
     App,
     EddicError,
@@ -18,7 +20,6 @@ from eddic import (
     WorkflowContext,
     workflow,
 )
-from freezegun import freeze_time
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from freezegun import freeze_time
+
 from eddic import (
     ActivityContext,
     ActivityFailed,
@@ -19,7 +21,6 @@ from eddic import (
 )
 from eddic.decorators import _WORKFLOWS
 from eddic.storage import LeaseLost, StepWrite
-from freezegun import freeze_time
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 attempts_seen: list[tuple[int, str]] = []

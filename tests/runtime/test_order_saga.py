@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
+
 from eddic import (
     ActivityContext,
     App,
@@ -13,7 +15,6 @@ from eddic import (
     on_failure,
     workflow,
 )
-from pydantic import BaseModel
 
 calls: list[str] = []
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from freezegun import freeze_time
+
 from eddic import ActivityContext, App, Event, Publish, WorkflowContext, activity, workflow
 from eddic.kernel import derived_uuid
-from freezegun import freeze_time
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

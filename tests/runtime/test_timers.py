@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from eddic import App, Sleep, SleepUntil, WorkflowContext, activity, workflow
 from freezegun import freeze_time
 from pydantic import BaseModel
+
+from eddic import App, Sleep, SleepUntil, WorkflowContext, activity, workflow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 ran: list[str] = []
