@@ -15,6 +15,8 @@ import os
 import sys
 import tempfile
 
+from pydantic import BaseModel, Field
+
 from eddic import (
     ActivityContext,
     ActivityFailed,
@@ -25,7 +27,6 @@ from eddic import (
     on_failure,
     workflow,
 )
-from pydantic import BaseModel, Field
 
 FAIL_SHIPPING = False  # set by --fail-shipping
 
