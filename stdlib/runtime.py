@@ -38,6 +38,7 @@ from .kernel import (
 )
 from .leases import LeaseKeeper
 from .outbox import relay
+from .replay import Replay, replay_instance
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 from .storage import LeaseLost, StepWrite, Storage
 
@@ -202,6 +203,14 @@ class App:
     def history(self, instance_id: str) -> list[dict[str, Any]]:
         self._ready()
         return self.storage.history(instance_id)
+
+    def replay(self, instance_id: str) -> Replay:
+        """Replay the instance's history through the current code, one ``Step`` per command.
+
+        Runs no activity, sends no event, writes nothing (see :mod:`eddic.replay`).
+        """
+        self._ready()
+        return replay_instance(self.storage, instance_id)
 
     def result(self, instance_id: str) -> Any:
         """The result, rebuilt as the workflow's return annotation; ``WorkflowFailed`` if failed."""
@@ -458,8 +467,10 @@ class App:
         failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)
         if error is not None and act is not None and outcome is not None and outcome.retryable:
             policy = act.retry
-            if policy.retries(error, failures):
-                wait = policy.interval(failures)
+            # Attempts begun, crashed ones included, count against max_attempts. A crashed
+            # attempt left no outcome, so recovery always runs the call once more.
+            if policy.retries(error, attempt):
+                wait = policy.interval(attempt)
                 next_at = now + timedelta(seconds=wait)
                 live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None]
                 step = StepWrite(live.instance_id, self.worker_id, live.epoch)
@@ -472,7 +483,7 @@ class App:
             values[seq] = outcome.json
         else:
             assert error is not None
-            resolved = Resolved(seq, now, failure=Failure.from_exception(error, max(failures, 1)))
+            resolved = Resolved(seq, now, failure=Failure.from_exception(error, attempt))
         live.interp.feed(resolved)
         step = self._step(live, [resolved, *live.interp.decide()], values, now)
         if outcome is not None and outcome.published:

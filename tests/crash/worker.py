@@ -1,0 +1,424 @@
+"""A worker process that runs an order saga and kills itself with SIGKILL at a chosen point.
+
+The crash tests run this script in child processes (see ``crash_harness.py``) and then inspect the
+database with plain ``sqlite3``. It can also be run by hand::
+
+    python tests/crash/worker.py /tmp/c.db start --fail-shipping always --crash body:refund:inside
+    python tests/crash/worker.py /tmp/c.db recover --hours-ahead 1
+
+Modes:
+
+``start``    start ``--instances`` orders (ids ``crash-ORD-1`` ...), then relay the outbox.
+``recover``  with the clock moved ``--hours-ahead`` hours forward (past every lease), start the
+             same orders again (an idempotent no-op for those that exist) and call
+             ``app.run_due()`` until every order is finished and the outbox is drained (jumping
+             the frozen clock to the next timer when only timers are left).
+
+``--workflow order`` (default) is the saga: reserve -> pay -> ship, compensated by refund and
+cancel when shipping fails (``--fail-shipping never|always|alternate``). ``--workflow flaky`` and
+``flaky-backoff`` call one activity that always fails, retried up to 3 attempts with no wait or
+with a 30 s backoff.
+
+Crash points (``--crash``), all injected from here, never from eddic's code:
+
+``none``                           run to the end.
+``body:STEP:WHEN[:K]``             in the K-th run (default 1) of a body, STEP one of reserve, pay,
+                                   ship, refund, cancel, flaky; WHEN is ``before`` (nothing done),
+                                   ``inside`` (the start marker is written, the end marker is not)
+                                   or ``after`` (the body is done, its result is not committed).
+``write:N:WHEN``                   at this process's N-th step write (``Storage.write_step``): WHEN
+                                   is ``before`` (inside the transaction, nothing written),
+                                   ``uncommitted`` (written, not committed) or ``committed`` (right
+                                   after the COMMIT).
+``relay:N``                        in the outbox sink, after receiving the N-th event of this
+                                   process and before the relay marks its row sent.
+``stop:STEP``                      not a crash: inside the STEP body (start marker written) the
+                                   process stops itself with SIGSTOP, for the parent to let another
+                                   worker take the lease over and then wake it with SIGCONT.
+
+Every body appends ``ORDER STEP start|end attempt=A key=K`` to ``DB.effects`` and the sink appends
+``EVENT_ID TYPE ORDER`` to ``DB.deliveries``, each line flushed and fsync'ed, so the parent can
+count how often each side effect happened, whatever killed the process.
+
+``--serve`` turns the script into a small fork server (used by the tests to skip the ~0.6 s import
+of pydantic and sqlite-utils per process): it reads one JSON request per line on stdin, forks a
+child that runs ``main(argv)`` with its output sent to a log file, waits for it and answers
+``{"returncode": ...}`` (``-9`` for a SIGKILL). The server never opens a database; every child is
+a separate process with its own connections, killed for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, NoReturn
+
+from freezegun import freeze_time
+from pydantic import BaseModel
+
+from eddic import (
+    ActivityContext,
+    App,
+    Event,
+    RetryPolicy,
+    WorkflowContext,
+    activity,
+    compensation,
+    on_failure,
+    workflow,
+)
+from eddic.storage import Storage
+
+STEPS = ("reserve", "pay", "ship", "refund", "cancel", "flaky")
+WRITE_POINTS = ("before", "uncommitted", "committed")
+CHILD_TIMEOUT_SECONDS = 120  # a hung child is killed by SIGALRM instead of hanging the tests
+# numpy (imported by a dependency) lazily imports half of itself when freezegun scans it.
+FREEZEGUN_IGNORE = ["numpy"]
+
+# -- where to crash --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    kind: str = "none"  # none | body | write | relay | stop
+    step: str = ""  # body: which body
+    when: str = ""  # body: before/inside/after; write: before/uncommitted/committed
+    number: int = 1  # body: which run of it; write: which write; relay: which delivery
+
+    @classmethod
+    def parse(cls, text: str) -> CrashPoint:
+        parts = text.split(":")
+        kind = parts[0]
+        if kind == "none" and len(parts) == 1:
+            return cls()
+        if kind == "body" and len(parts) in (3, 4):
+            step, when = parts[1], parts[2]
+            if step in STEPS and when in ("before", "inside", "after"):
+                number = int(parts[3]) if len(parts) == 4 else 1
+                return cls("body", step, when, number)
+        if kind == "write" and len(parts) == 3 and parts[2] in WRITE_POINTS:
+            return cls("write", when=parts[2], number=int(parts[1]))
+        if kind == "relay" and len(parts) == 2:
+            return cls("relay", number=int(parts[1]))
+        if kind == "stop" and len(parts) == 2 and parts[1] in STEPS:
+            return cls("stop", parts[1], "inside")
+        raise ValueError(f"not a crash point: {text!r}")
+
+
+CRASH = CrashPoint()
+_counts: Counter[str] = Counter()
+
+
+def die(where: str) -> NoReturn:
+    print(f"killed {where}", flush=True)
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def crash_in_body(step: str, when: str) -> None:
+    if CRASH.kind == "stop" and (CRASH.step, CRASH.when) == (step, when):
+        print(f"stopped inside the {step} body", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        print(f"woken up inside the {step} body", flush=True)
+        return
+    if CRASH.kind != "body" or CRASH.step != step or CRASH.when != when:
+        return
+    if _counts[f"body:{step}"] == CRASH.number:
+        die(f"{when} run {CRASH.number} of the {step} body")
+
+
+def install_write_crash() -> None:
+    """Wrap ``Storage.write_step`` and ``Storage.transaction`` to die around the N-th write."""
+    write_step = Storage.write_step
+    transaction = Storage.transaction
+    armed = {"after_commit": False}
+
+    def counting_write_step(self: Storage, db: Any, step: Any, now: datetime) -> None:
+        _counts["write"] += 1
+        hit = _counts["write"] == CRASH.number
+        if hit and CRASH.when == "before":
+            die(f"before write {CRASH.number}")
+        write_step(self, db, step, now)
+        if hit and CRASH.when == "uncommitted":
+            die(f"after write {CRASH.number}, before its commit")
+        armed["after_commit"] = hit
+
+    @contextlib.contextmanager
+    def dying_transaction(self: Storage) -> Iterator[Any]:
+        with transaction(self) as db:
+            yield db
+        if armed["after_commit"]:
+            die(f"right after the commit of write {CRASH.number}")
+
+    Storage.write_step = counting_write_step  # type: ignore[method-assign]
+    Storage.transaction = dying_transaction  # type: ignore[method-assign,assignment]
+
+
+# -- durable side-effect logs ----------------------------------------------------------------------
+
+EFFECTS = ""
+DELIVERIES = ""
+
+
+def append_durably(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def body(ctx: ActivityContext, order_id: str, step: str, event: str | None = None) -> None:
+    """The side effect of one activity or compensation, bracketed by durable markers."""
+    _counts[f"body:{step}"] += 1  # runs of this body in this process, for body:STEP:WHEN:K
+    crash_in_body(step, "before")
+    marker = f"attempt={ctx.attempt} key={ctx.idempotency_key}"
+    append_durably(EFFECTS, f"{order_id} {step} start {marker}")
+    crash_in_body(step, "inside")
+    if event is not None:
+        ctx.publish(event, data={"order_id": order_id})
+    append_durably(EFFECTS, f"{order_id} {step} end {marker}")
+    crash_in_body(step, "after")
+
+
+def sink(event: Event) -> None:
+    append_durably(DELIVERIES, f"{event.id} {event.type} {event.data['order_id']}")
+    _counts["relay"] += 1
+    if CRASH.kind == "relay" and _counts["relay"] == CRASH.number:
+        die(f"in the relay, after receiving event {CRASH.number} before it was marked sent")
+
+
+# -- the saga (the seed's order_processing, under its own names) -----------------------------------
+
+
+class CrashItem(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: float
+
+
+class CrashOrder(BaseModel):
+    order_id: str
+    items: list[CrashItem]
+    ship_fails: bool = False
+
+
+class CrashReceipt(BaseModel):
+    order_id: str
+    total: float
+    tracking_number: str
+
+
+@compensation
+def crash_cancel_reservation(ctx: ActivityContext, order_id: str) -> dict[str, bool]:
+    body(ctx, order_id, "cancel", "inventory.cancelled")
+    return {"cancelled": True}
+
+
+@compensation
+def crash_refund_payment(ctx: ActivityContext, order_id: str, amount: float) -> dict[str, bool]:
+    body(ctx, order_id, "refund", "payment.refunded")
+    return {"refunded": True}
+
+
+@activity
+@on_failure(crash_cancel_reservation)
+def crash_reserve_inventory(
+    ctx: ActivityContext, order_id: str, items: list[CrashItem]
+) -> dict[str, Any]:
+    body(ctx, order_id, "reserve", "inventory.reserved")
+    return {
+        "reservation_id": f"RES-{order_id}",
+        "total": sum(i.quantity * i.unit_price for i in items),
+    }
+
+
+@activity
+@on_failure(crash_refund_payment)
+def crash_process_payment(ctx: ActivityContext, order_id: str, amount: float) -> dict[str, Any]:
+    body(ctx, order_id, "pay", "payment.processed")
+    return {"transaction_id": f"TXN-{order_id}", "amount": amount}
+
+
+@activity
+def crash_ship_order(ctx: ActivityContext, order_id: str, fail: bool) -> dict[str, str]:
+    body(ctx, order_id, "ship", None if fail else "order.shipped")
+    if fail:
+        raise RuntimeError("Shipping service unavailable!")
+    return {"tracking_number": f"TRACK-{order_id}"}
+
+
+@workflow
+def crash_order(ctx: WorkflowContext, order: CrashOrder):  # type: ignore[no-untyped-def]
+    reservation = yield crash_reserve_inventory(order.order_id, order.items)
+    payment = yield crash_process_payment(order.order_id, reservation["total"])
+    shipment = yield crash_ship_order(order.order_id, order.ship_fails)
+    return CrashReceipt(
+        order_id=order.order_id,
+        total=payment["amount"],
+        tracking_number=shipment["tracking_number"],
+    )
+
+
+# -- a retried activity that always fails (``--workflow flaky`` / ``flaky-backoff``) ---------------
+
+FLAKY_ATTEMPTS = 3
+
+
+def flaky_body(ctx: ActivityContext, order_id: str) -> None:
+    body(ctx, order_id, "flaky")
+    raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+
+@activity(retry=RetryPolicy(max_attempts=FLAKY_ATTEMPTS, initial_interval=0))
+def crash_flaky_step(ctx: ActivityContext, order_id: str) -> None:
+    flaky_body(ctx, order_id)
+
+
+@activity(retry=RetryPolicy(max_attempts=FLAKY_ATTEMPTS, initial_interval=30))
+def crash_flaky_step_with_backoff(ctx: ActivityContext, order_id: str) -> None:
+    flaky_body(ctx, order_id)
+
+
+@workflow
+def crash_flaky(ctx: WorkflowContext, order: CrashOrder):  # type: ignore[no-untyped-def]
+    yield crash_flaky_step(order.order_id)
+
+
+@workflow
+def crash_flaky_with_backoff(ctx: WorkflowContext, order: CrashOrder):  # type: ignore[no-untyped-def]
+    yield crash_flaky_step_with_backoff(order.order_id)
+
+
+WORKFLOWS = {
+    "order": crash_order,
+    "flaky": crash_flaky,
+    "flaky-backoff": crash_flaky_with_backoff,
+}
+
+# -- running it ------------------------------------------------------------------------------------
+
+
+def instance_id_of(order_id: str) -> str:
+    return f"crash-{order_id}"
+
+
+def planned_orders(count: int, fail_shipping: str) -> list[CrashOrder]:
+    """``count`` orders; shipping fails for none, all, or every second one (``alternate``)."""
+    orders = []
+    for n in range(1, count + 1):
+        fails = fail_shipping == "always" or (fail_shipping == "alternate" and n % 2 == 0)
+        items = [CrashItem(sku=f"SKU-{n}", quantity=n % 3 + 1, unit_price=9.5)]
+        orders.append(CrashOrder(order_id=f"ORD-{n}", items=items, ship_fails=fails))
+    return orders
+
+
+def run(app: App, orders: list[CrashOrder], workflow: str, clock: Any = None) -> int:
+    """Start (or, when they exist, just look up) the orders, then work until all are finished.
+
+    When recovering, ``clock`` is freezegun's: when a pass leaves only timers to wait for (retry
+    backoff), the clock jumps to the earliest one instead of sleeping.
+    """
+    for order in orders:
+        app.start(WORKFLOWS[workflow], input=order, instance_id=instance_id_of(order.order_id))
+    if clock is None:
+        app.run_due()
+        while app.relay_outbox():
+            pass
+        return 0
+    for _ in range(100):
+        app.run_due()
+        statuses = [app.get_instance(instance_id_of(o.order_id))["status"] for o in orders]
+        finished = all(s in ("completed", "failed") for s in statuses)
+        if finished and not app.storage.outbox_pending():
+            return 0
+        wake = app.storage.next_wake()
+        if wake is not None and wake > datetime.now(timezone.utc):
+            clock.move_to(wake)
+    print(f"recovery did not converge: {statuses}", flush=True)
+    return 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    global CRASH, EFFECTS, DELIVERIES
+    parser = argparse.ArgumentParser(description="run the crash-test order saga")
+    parser.add_argument("db", help="path of the SQLite database file")
+    parser.add_argument("mode", choices=("start", "recover"))
+    parser.add_argument(
+        "--fail-shipping", choices=("never", "always", "alternate"), default="never"
+    )
+    parser.add_argument("--crash", default="none", help="crash point, see the module docstring")
+    parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--hours-ahead", type=float, default=1.0, help="recover: clock jump")
+    parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="order")
+    args = parser.parse_args(argv)
+
+    CRASH = CrashPoint.parse(args.crash)
+    EFFECTS, DELIVERIES = f"{args.db}.effects", f"{args.db}.deliveries"
+    _counts.clear()
+    if CRASH.kind == "write":
+        install_write_crash()
+    orders = planned_orders(args.instances, args.fail_shipping)
+    app = App(
+        db_url=f"sqlite:///{os.path.abspath(args.db)}",
+        service_name="crash-tests",
+        outbox_enabled=True,
+        outbox_sink=sink,
+    )
+    with app:
+        if args.mode == "start":
+            return run(app, orders, args.workflow)
+        later = datetime.now(timezone.utc) + timedelta(hours=args.hours_ahead)
+        with freeze_time(later, tick=True, ignore=FREEZEGUN_IGNORE) as clock:
+            return run(app, orders, args.workflow, clock)
+
+
+# -- the fork server -------------------------------------------------------------------------------
+
+
+def run_child(argv: list[str], log_path: str) -> NoReturn:
+    code = 1
+    try:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        signal.alarm(CHILD_TIMEOUT_SECONDS)
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve() -> int:
+    # Scan the loaded modules for freezegun once, here, so that every child inherits the cache.
+    with freeze_time(datetime.now(timezone.utc), ignore=FREEZEGUN_IGNORE):
+        pass
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            run_child(request["argv"], request["log"])
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        sys.exit(serve())
+    sys.exit(main())
