@@ -16,18 +16,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
 from .clock import from_text, to_text
 from .kernel import EddicError, InstanceNotFound
+from .schema import MIGRATIONS, SCHEMA_VERSION
 from .serde import loads
 
-SCHEMA_VERSION = 1
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_MARKER = "eddic"
 
 
 class StorageError(EddicError):
@@ -247,7 +246,7 @@ class Storage:
                 f"database has eddic schema version {version}; this eddic knows {SCHEMA_VERSION}"
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            _MIGRATIONS[target](db)
+            MIGRATIONS[target](db)
             db.table("eddic_meta").upsert({"key": "schema_version", "value": str(target)}, pk="key")
 
     # -- instances --
@@ -500,9 +499,7 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
+def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
@@ -522,110 +519,3 @@ def public_instance(row: dict[str, Any]) -> dict[str, Any]:
         "lock_timeout_seconds": row["lock_timeout_seconds"],
         "service_name": row["service_name"],
     }
-
-
-def _create_v1(db: sqlite_utils.Database) -> None:
-    db.table("eddic_meta").create({"key": str, "value": str}, pk="key", not_null={"value"})
-    db.table("eddic_meta").insert({"key": "application", "value": _MARKER})
-    db.table("instances").create(
-        {
-            "instance_id": str,
-            "workflow_name": str,
-            "status": str,
-            "input_data": str,
-            "output_data": str,
-            "error": str,
-            "created_at": str,
-            "updated_at": str,
-            "started_at": str,
-            "service_name": str,
-            "lock_timeout_seconds": float,
-            "lock_owner": str,
-            "lock_epoch": int,
-            "lock_expires_at": str,
-            "wake_at": str,
-            "retry_after": str,
-            "last_pos": int,
-        },
-        pk="instance_id",
-        not_null={"workflow_name", "status", "created_at", "updated_at", "lock_epoch"},
-        defaults={"lock_epoch": 0, "last_pos": 0},
-    )
-    db.table("instances").create_index(["status"], index_name="instances_by_status")
-    db.table("instances").create_index(["wake_at"], index_name="instances_by_wake_at")
-    db.table("instances").create_index(["workflow_name"], index_name="instances_by_workflow")
-    db.table("history").create(
-        {
-            "instance_id": str,
-            "pos": int,
-            "seq": int,
-            "record": str,
-            "kind": str,
-            "name": str,
-            "args": str,
-            "at": str,
-            "deadline": str,
-            "value": str,
-            "failure": str,
-        },
-        pk=("instance_id", "pos"),
-        not_null={"seq", "record", "at"},
-    )
-    db.table("attempts").create(
-        {
-            "instance_id": str,
-            "seq": int,
-            "started": int,
-            "failures": int,
-            "next_at": str,
-            "last_failure": str,
-        },
-        pk=("instance_id", "seq"),
-    )
-    db.table("event_waits").create(
-        {"instance_id": str, "seq": int, "event_type": str, "deadline": str},
-        pk=("instance_id", "seq"),
-    )
-    db.table("event_waits").create_index(["event_type"], index_name="event_waits_by_type")
-    db.table("mailbox").create(
-        {
-            "id": int,
-            "instance_id": str,
-            "event_id": str,
-            "event_type": str,
-            "source": str,
-            "time": str,
-            "data": str,
-            "consumed_seq": int,
-        },
-        pk="id",
-    )
-    db.table("mailbox").create_index(
-        ["instance_id", "event_id"], unique=True, index_name="mailbox_once"
-    )
-    db.table("mailbox").create_index(
-        ["instance_id", "event_type", "consumed_seq"], index_name="mailbox_pending"
-    )
-    db.table("outbox").create(
-        {
-            "id": int,
-            "event_id": str,
-            "instance_id": str,
-            "seq": int,
-            "event_type": str,
-            "source": str,
-            "data": str,
-            "time": str,
-            "status": str,
-            "attempts": int,
-            "next_attempt_at": str,
-            "last_error": str,
-            "sent_at": str,
-        },
-        pk="id",
-    )
-    db.table("outbox").create_index(["event_id"], unique=True, index_name="outbox_event_id")
-    db.table("outbox").create_index(["status", "next_attempt_at"], index_name="outbox_pending")
-
-
-_MIGRATIONS = {1: _create_v1}
