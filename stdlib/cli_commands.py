@@ -1,0 +1,401 @@
+"""The ``eddic`` subcommands: what each one does, given the parsed arguments.
+
+:class:`Session` resolves the global options: it imports the workflow code (``--import``,
+``--app``) and finds the database. Read-only commands open it with :class:`ReadOnlyDatabase`;
+commands that write get an initialised :class:`~eddic.App`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+from . import display
+from .dbview import ReadOnlyDatabase
+from .kernel import EddicError, UnknownWorkflow
+from .outbox import discard, retry_failed
+from .replay import Replay, Step
+from .runtime import App
+from .timeline import FINISHED, build
+
+EXIT_OK, EXIT_DIVERGED, EXIT_ERROR = 0, 1, 2
+STATUSES = (
+    "running",
+    "waiting_for_timer",
+    "waiting_for_event",
+    "compensating",
+    "completed",
+    "failed",
+    "cancelled",
+)
+OUTBOX_STATUSES = ("pending", "failed", "sent", "discarded")
+
+
+class CliError(EddicError):
+    """A problem to report on one line, exiting with status 2."""
+
+
+# -- finding the database and the code ----------------------------------------------------------
+
+
+class Session:
+    """What the global options resolve to: imported code, an optional App, the database URL."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.app: App | None = None
+        self._load_code(getattr(args, "imports", None) or [], getattr(args, "app", None))
+
+    def _load_code(self, modules: Sequence[str], app_ref: str | None) -> None:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as `python -m` does: local modules import
+        for name in modules:
+            _import(name)
+        if app_ref is None:
+            return
+        module_name, _, attribute = app_ref.partition(":")
+        if not module_name or not attribute:
+            raise CliError(f"--app wants module:attribute (e.g. service.main:app), got {app_ref!r}")
+        module = _import(module_name)
+        target: Any = module
+        for part in attribute.split("."):
+            if not hasattr(target, part):
+                raise CliError(f"module {module_name!r} has no attribute {attribute!r} (--app)")
+            target = getattr(target, part)
+        if not isinstance(target, App) and callable(target):
+            target = target()
+        if not isinstance(target, App):
+            raise CliError(f"--app {app_ref} is {type(target).__name__}, not an eddic App")
+        self.app = target
+
+    @property
+    def db_url(self) -> str:
+        given = getattr(self.args, "db", None) or os.environ.get("EDDIC_DB")
+        if given:
+            return given if given.startswith("sqlite:") else f"sqlite:///{given}"
+        if self.app is not None:
+            return self.app.storage.db_url
+        raise CliError("no database: pass --db PATH_OR_URL (or set EDDIC_DB), or --app module:app")
+
+    def reader(self) -> ReadOnlyDatabase:
+        return ReadOnlyDatabase(self.db_url)
+
+    def writer(self) -> App:
+        """An initialised App on the database, for commands that write. Never creates a file."""
+        url = self.db_url
+        app = self.app if self.app is not None and self.app.storage.db_url == url else None
+        ReadOnlyDatabase(url).close()  # the same clear errors as the read-only commands
+        if app is None:
+            app = App(db_url=url)
+        app.initialize()
+        return app
+
+
+def _import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise CliError(f"cannot import module {name!r}: {type(exc).__name__}: {exc}") from None
+
+
+# -- output helpers -----------------------------------------------------------------------------
+
+
+class Style:
+    """ANSI emphasis on a terminal (unless NO_COLOR is set); plain text otherwise."""
+
+    def __init__(self) -> None:
+        self.on = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def bold(self, text: str) -> str:
+        return f"\033[1m{text}\033[0m" if self.on else text
+
+    def red(self, text: str) -> str:
+        return f"\033[31m{text}\033[0m" if self.on else text
+
+
+def _statuses(values: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for value in values or []:
+        for status in value.split(","):
+            if status not in allowed:
+                raise CliError(f"unknown status {status!r}; use one of: {', '.join(allowed)}")
+            out.append(status)
+    return out
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_list(session: Session, args: argparse.Namespace) -> int:
+    statuses = _statuses(args.status, STATUSES)
+    with session.reader() as db:
+        rows = db.list_instances(
+            status=statuses or None, workflow=args.workflow, limit=args.limit or None
+        )
+    if args.json:
+        print(display.to_json(rows))
+        return EXIT_OK
+    if not rows:
+        print("no instances")
+        return EXIT_OK
+    headers = ["ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"]
+    print(
+        display.table(
+            headers,
+            [
+                [
+                    r["instance_id"],
+                    r["workflow_name"],
+                    r["status"],
+                    display.timestamp(r["created_at"]),
+                    display.timestamp(r["updated_at"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_show(session: Session, args: argparse.Namespace) -> int:
+    with session.reader() as db:
+        info = db.instance(args.instance_id)
+        entries = build(db.history(args.instance_id), status=info["status"])
+    if args.json:
+        print(display.to_json({"instance": info, "history": [asdict(e) for e in entries]}))
+    else:
+        print(display.instance_text(info, entries))
+    return EXIT_OK
+
+
+class _Quit(Exception):
+    """The user quit a stepping replay."""
+
+
+def cmd_replay(session: Session, args: argparse.Namespace) -> int:
+    style = Style()
+    with session.reader() as db:
+        info = db.instance(args.instance_id)
+        replay = _replay_of(db, args.instance_id)
+    print(
+        f"replaying {info['instance_id']} (workflow {info['workflow_name']}, status "
+        f"{info['status']}, {len(replay.records)} records) with the current code"
+    )
+    steps: list[Step] = []
+    stepping = args.step
+
+    def on_step(step: Step) -> None:
+        nonlocal stepping
+        steps.append(step)
+        line = display.trace_line(step)
+        print(style.red(line) if step.diverged else line, flush=True)
+        if step.divergence is not None:
+            print(step.divergence.report())
+        elif stepping:
+            print(display.step_detail(step))
+            answer = _prompt(style)
+            if answer == "q":
+                raise _Quit
+            stepping = answer != "c"
+
+    try:
+        replay.run(on_step)
+    except _Quit:
+        print(f"quit at seq {steps[-1].seq}")
+        return EXIT_OK
+    if replay.divergence is not None:
+        return EXIT_DIVERGED
+    waiting = [f"{s.kind} {s.name!r}" for s in steps if s.state == "pending"]
+    end = f"the code now waits on {', '.join(waiting)}" if waiting else ""
+    if not waiting and replay.phase is not None:
+        end = f"the code ends {replay.phase.value}"
+    print(f"ok: the current code replays all {len(steps)} steps; {end}")
+    return EXIT_OK
+
+
+def _prompt(style: Style) -> str:
+    """Read one stepping command: Enter (next), c (continue), q (quit). End of input continues."""
+    sys.stdout.write(style.bold("[Enter] next step, c continue, q quit> "))
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line or not sys.stdin.isatty():
+        sys.stdout.write("\n")  # a terminal echoed the answer's newline; a pipe did not
+    return line.strip().lower()[:1] if line else "c"
+
+
+def _replay_of(db: ReadOnlyDatabase, instance_id: str) -> Replay:
+    try:
+        return db.replay(instance_id)
+    except UnknownWorkflow as exc:
+        raise CliError(f"{exc} (replay runs your code: pass --import MODULE or --app)") from None
+
+
+def cmd_check(session: Session, args: argparse.Namespace) -> int:
+    with session.reader() as db:
+        if args.instance_ids:
+            targets = [db.instance(iid) for iid in args.instance_ids]
+        else:
+            unfinished = [s for s in STATUSES if s not in FINISHED]
+            targets = db.list_instances(status=unfinished, workflow=args.workflow)
+        results = [_check_one(db, info) for info in targets]
+    bad = [r for r in results if not r["ok"]]
+    if args.json:
+        print(display.to_json(results))
+        return EXIT_DIVERGED if bad else EXIT_OK
+    if not results:
+        print("no unfinished instances to check")
+        return EXIT_OK
+    style = Style()
+    for result in results:
+        where = f"{result['instance_id']}  {result['workflow_name']}  {result['status']}"
+        if result["ok"]:
+            print(f"ok        {where}  ({result['steps']} steps)")
+        elif result["seq"] is not None:
+            print(style.red(f"DIVERGES  {where}  at seq {result['seq']}"))
+        else:
+            print(style.red(f"ERROR     {where}  {result['message']}"))
+    for result in bad:
+        if result["report"]:
+            print()
+            print(result["report"])
+    print()
+    print(
+        f"checked {len(results)} instance(s): {len(results) - len(bad)} replay, "
+        f"{len(bad)} would not"
+    )
+    return EXIT_DIVERGED if bad else EXIT_OK
+
+
+def _check_one(db: ReadOnlyDatabase, info: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "instance_id": info["instance_id"],
+        "workflow_name": info["workflow_name"],
+        "status": info["status"],
+        "ok": False,
+        "steps": 0,
+        "seq": None,
+        "message": None,
+        "recorded": None,
+        "now": None,
+        "report": None,
+    }
+    try:
+        replay = db.replay(info["instance_id"])
+        result["steps"] = sum(1 for _ in replay)
+    except UnknownWorkflow:
+        result["message"] = (
+            f"cannot check: workflow {info['workflow_name']!r} is not registered "
+            "(import its module with --import or --app)"
+        )
+        return result
+    except EddicError as exc:
+        result["message"] = f"cannot replay: {type(exc).__name__}: {exc}"
+        return result
+    divergence = replay.divergence
+    if divergence is None:
+        result["ok"] = True
+        return result
+    result.update(
+        seq=divergence.seq,
+        message=divergence.message,
+        recorded=divergence.recorded,
+        now=divergence.now,
+        report=divergence.report(),
+    )
+    return result
+
+
+def cmd_send_event(session: Session, args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.data) if args.data is not None else None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--data is not valid JSON: {exc}") from None
+    app = session.writer()
+    try:
+        reached = app.send_event(
+            args.event_type, data, source=args.source, id=args.id, instance_id=args.instance
+        )
+    finally:
+        app.shutdown()
+    if args.json:
+        print(display.to_json(reached))
+        return EXIT_OK
+    print(f"event {args.event_type!r} reached {len(reached)} instance(s)")
+    for iid in reached:
+        print(iid)
+    return EXIT_OK
+
+
+def cmd_serve(session: Session, args: argparse.Namespace) -> int:
+    app = session.writer()
+    if args.once:
+        try:
+            print(f"advanced {app.run_due()} instance(s)")
+        finally:
+            app.shutdown()
+        return EXIT_OK
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        print(f"serving {session.db_url} (Ctrl-C to stop)", flush=True)
+        app.serve(idle_sleep_max=args.poll)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.shutdown()
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+def _interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def cmd_outbox(session: Session, args: argparse.Namespace) -> int:
+    action = args.outbox_command
+    if action in ("retry", "discard"):
+        if (args.event_id is None) == (not args.all):
+            raise CliError(f"outbox {action}: give one EVENT_ID or --all")
+        app = session.writer()
+        try:
+            change = retry_failed if action == "retry" else discard
+            count = change(app.storage, args.event_id)
+        finally:
+            app.shutdown()
+        if args.event_id is not None and count == 0:
+            raise CliError(f"no failed outbox row with event id {args.event_id!r}")
+        done = "put back to pending" if action == "retry" else "discarded"
+        print(f"{count} failed row(s) {done}")
+        return EXIT_OK
+    statuses = list(OUTBOX_STATUSES) if args.all else _statuses(args.status, OUTBOX_STATUSES)
+    with session.reader() as db:
+        rows = db.outbox(status=statuses or ["pending", "failed"], limit=args.limit)
+    if args.json:
+        print(display.to_json(rows))
+        return EXIT_OK
+    if not rows:
+        print("outbox is empty" if args.all else "no pending or failed outbox rows")
+        return EXIT_OK
+    headers = ["EVENT ID", "INSTANCE", "SEQ", "TYPE", "STATUS", "ATTEMPTS", "LAST ERROR"]
+    cells = [
+        [
+            r["event_id"],
+            r["instance_id"],
+            str(r["seq"]),
+            r["event_type"],
+            r["status"],
+            str(r["attempts"]),
+            r["last_error"] or "",
+        ]
+        for r in rows
+    ]
+    print(display.table(headers, cells))
+    return EXIT_OK

@@ -1,0 +1,176 @@
+"""An eddic database opened read-only, for inspection (``eddic list``, ``show``, ``replay``, ...).
+
+The connection is opened with SQLite's ``mode=ro``, so nothing here can write, whatever happens:
+inspecting a production file is safe, even without write permission. A file that is missing, not
+SQLite, not eddic's, corrupt or from a newer schema is refused with an error naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .clock import from_text
+from .decorators import Workflow
+from .kernel import InstanceNotFound
+from .replay import Replay
+from .schema import SCHEMA_VERSION
+from .serde import loads
+from .storage import Storage, StorageError, parse_db_url, public_instance
+
+__all__ = ["HISTORY_FIELDS", "ReadOnlyDatabase"]
+
+#: The fields of a history row, in the order ``Storage.history_rows`` returns them.
+HISTORY_FIELDS = (
+    "instance_id",
+    "pos",
+    "seq",
+    "record",
+    "kind",
+    "name",
+    "args",
+    "at",
+    "deadline",
+    "value",
+    "failure",
+)
+
+_OUTBOX_COLUMNS = (
+    "id, event_id, instance_id, seq, event_type, source, data, time, status, attempts, "
+    "next_attempt_at, last_error, sent_at"
+)
+
+
+class ReadOnlyDatabase:
+    """Read access to one eddic database file."""
+
+    def __init__(self, db_url: str) -> None:
+        path = parse_db_url(db_url)
+        if path == ":memory:":
+            raise StorageError(
+                "an in-memory database lives only inside the process that created it; "
+                "point --db at a file"
+            )
+        self.path = path
+        if not os.path.exists(path):
+            raise StorageError(f"no database at {path!r} (check --db or EDDIC_DB)")
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{path!r} is not a readable SQLite database ({exc})") from None
+        if "eddic_meta" not in tables:
+            conn.close()
+            raise StorageError(f"{path!r} is not an eddic database (it has no eddic_meta table)")
+        row = conn.execute("SELECT value FROM eddic_meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            conn.close()
+            raise StorageError(
+                f"{path!r} has eddic schema version {row[0]}, newer than this eddic understands "
+                f"({SCHEMA_VERSION}); upgrade eddic"
+            )
+        self.db = sqlite_utils.Database(conn)
+        self._storage = Storage(db_url)  # never opened: only its row readers are used
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ReadOnlyDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite_utils.Database]:
+        self.db.conn.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
+            self.db.conn.execute("COMMIT")
+
+    # -- instances --
+
+    def _row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any]:
+        row = self._storage.instance_row(db, instance_id)
+        if row is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r} in {self.path}")
+        return row
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        with self._reading() as db:
+            return public_instance(self._row(db, instance_id))
+
+    def list_instances(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status:
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            params.extend(status)
+        if workflow is not None:
+            where.append("workflow_name = ?")
+            params.append(workflow)
+        sql = "SELECT * FROM instances"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, instance_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._reading() as db:
+            return [public_instance(r) for r in db.query(sql, params)]
+
+    # -- histories --
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        """Decoded history rows (JSON values, aware datetimes), oldest first."""
+        with self._reading() as db:
+            self._row(db, instance_id)
+            rows = self._storage.history_rows(db, instance_id)
+        out = []
+        for row in rows:
+            item = dict(zip(HISTORY_FIELDS, row, strict=True))
+            for key in ("args", "value", "failure"):
+                item[key] = loads(item[key])
+            for key in ("at", "deadline"):
+                item[key] = from_text(item[key])
+            out.append(item)
+        return out
+
+    def replay(self, instance_id: str, workflow: Workflow[Any] | None = None) -> Replay:
+        """The instance's replay through the code registered in this process."""
+        with self._reading() as db:
+            row = self._row(db, instance_id)
+            rows = self._storage.history_rows(db, instance_id)
+        return Replay.from_rows(row, rows, workflow)
+
+    # -- outbox --
+
+    def outbox(
+        self, *, status: Sequence[str] | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+        params: list[Any] = []
+        if status:
+            sql += f" WHERE status IN ({', '.join('?' * len(status))})"
+            params.extend(status)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        with self._reading() as db:
+            rows = list(db.query(sql, params))
+        for row in rows:
+            row["data"] = loads(row["data"])
+        return rows
