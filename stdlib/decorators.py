@@ -8,7 +8,9 @@ replaces it.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
@@ -132,6 +134,17 @@ def check_compensation(activity: Callable[..., Any], comp: Activity) -> None:
         )
 
 
+def _result_type(annotation: Any) -> Any:
+    """What a workflow returns: ``R`` of ``Generator[Y, S, R]``; ``Any`` for other iterators."""
+    origin = typing.get_origin(annotation)
+    if origin in (collections.abc.Generator, typing.Generator):
+        args = typing.get_args(annotation)
+        return args[2] if len(args) == 3 else Any
+    if origin in (collections.abc.Iterator, collections.abc.Iterable, typing.Iterator):
+        return Any
+    return annotation
+
+
 class Workflow(Generic[F]):
     """A registered workflow: a generator function taking ``ctx`` and one input parameter."""
 
@@ -153,7 +166,9 @@ class Workflow(Generic[F]):
             else None
         )
         self.input_adapter = adapter_for(input_ann)
-        self.result_adapter = adapter_for(hints.get("return", inspect.Parameter.empty))
+        self.result_adapter = adapter_for(
+            _result_type(hints.get("return", inspect.Parameter.empty))
+        )
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
 

@@ -11,7 +11,7 @@ from typing import Any
 from .context import ActivityContext, PublishedEvent
 from .decorators import Activity
 from .kernel import CallActivity, Failure
-from .serde import SerializationError, from_jsonable, to_jsonable
+from .serde import SerializationError, conform, from_jsonable, to_jsonable
 
 
 @dataclass
@@ -56,7 +56,10 @@ def run_attempt(act: Activity, command: CallActivity, ctx: ActivityContext) -> O
     except Exception as exc:
         return Outcome(error=exc, published=list(ctx._published))
     try:
-        data = to_jsonable(produced, act.result_adapter, what=f"the result of {act.name!r}")
+        what = f"the result of {act.name!r}"
+        data = to_jsonable(
+            conform(produced, act.result_adapter, what=what), act.result_adapter, what=what
+        )
         for event in ctx._published:
             to_jsonable(event.data, what=f"data of event {event.event_type!r}")
         value = from_jsonable(data, act.result_adapter, what=f"the result of {act.name!r}")

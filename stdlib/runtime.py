@@ -39,7 +39,7 @@ from .kernel import (
 from .leases import LeaseKeeper
 from .outbox import relay
 from .replay import Replay, replay_instance
-from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
+from .serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
 from .storage import LeaseLost, StepWrite, Storage
 
 log = logging.getLogger("eddic")
@@ -555,9 +555,9 @@ class App:
         }
         if interp.phase is Phase.COMPLETED:
             try:
-                output = to_jsonable(
-                    interp.result, live.workflow.result_adapter, what="the workflow result"
-                )
+                adapter = live.workflow.result_adapter
+                what = "the workflow result"
+                output = to_jsonable(conform(interp.result, adapter, what=what), adapter, what=what)
                 columns["output_data"] = dumps(output)
                 columns["error"] = None
             except SerializationError as exc:

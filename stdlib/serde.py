@@ -59,6 +59,16 @@ def to_jsonable(value: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> A
         ) from None
 
 
+def conform(value: Any, adapter: TypeAdapter[Any], *, what: str) -> Any:
+    """``value`` validated as its declared type (a tuple for ``list[int]`` becomes a list)."""
+    try:
+        return adapter.validate_python(value)
+    except Exception as exc:
+        raise SerializationError(
+            f"{what} does not match its declared type: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def from_jsonable(data: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> Any:
     try:
         return adapter.validate_python(data)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Generator
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -120,3 +122,14 @@ def test_list_instances_filters_by_status_and_workflow(app: App) -> None:
     assert [i["instance_id"] for i in app.list_instances(status="completed")] == [done]
     assert [i["instance_id"] for i in app.list_instances(workflow="auth_logging")] == [waiting]
     assert len(app.list_instances(limit=1)) == 1
+
+
+@workflow
+def auth_annotated(ctx: WorkflowContext, n: int) -> Generator[Any, Any, list[int]]:
+    doubled = yield auth_async_double(n)
+    return (doubled, doubled)  # type: ignore[return-value] - rebuilt as list[int]
+
+
+def test_a_generator_return_annotation_types_the_result_by_its_return_part(app: App) -> None:
+    iid = app.start(auth_annotated, input=2)
+    assert app.result(iid) == [4, 4]
