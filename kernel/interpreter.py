@@ -19,7 +19,8 @@ A matched leaf waits in ``pending`` until a ``Resolved`` record with its seq arr
 yield form a small tree (``All``/``First`` nodes over leaves); a resolution settles its leaf and
 bubbles up. When the root settles, its value is sent into the generator (a failure is thrown), the
 unfinished timers and event waits under it are cancelled, and unfinished activities stay pending:
-they run to completion and their outcomes are recorded and ignored.
+they run to completion and their outcomes are recorded and ignored. A ``First`` nested under an
+``All`` does the same to its losing branches as soon as it settles, not when the ``All`` does.
 
 Saga: when an activity that carries a compensation completes, the compensation is pushed on a
 stack. A generator that returns drops the stack; one that raises leaves the interpreter

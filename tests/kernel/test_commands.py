@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from kernel_histories import (
+    INSTANCE,
+    T0,
+    activity,
+    at,
+    done,
+    event,
+    interpreter,
+    pending_seqs,
+    replayed,
+    timer,
+)
+
 from eddic.kernel import (
     ActivityRef,
     All,
@@ -18,18 +31,6 @@ from eddic.kernel import (
     SleepUntil,
     WaitEvent,
     derived_uuid,
-)
-from kernel_histories import (
-    INSTANCE,
-    T0,
-    activity,
-    at,
-    done,
-    event,
-    interpreter,
-    pending_seqs,
-    replayed,
-    timer,
 )
 
 
