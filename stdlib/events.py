@@ -20,11 +20,12 @@ from .storage import StepWrite
 
 if TYPE_CHECKING:
     from .runtime import App
+    from .worker import Worker
 
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-def resolve_due(app: App, live: LiveInstance, now: datetime) -> StepWrite | None:
+def resolve_due(worker: Worker, live: LiveInstance, now: datetime) -> StepWrite | None:
     """Feed the earliest due timer, event or timeout to the instance and commit it.
 
     Returns the committed step, or None when nothing is due.
@@ -35,7 +36,7 @@ def resolve_due(app: App, live: LiveInstance, now: datetime) -> StepWrite | None
     mailbox: dict[str, list[tuple[Any, ...]]] = {}
     if event_leaves:
         types = sorted({p.name for p in event_leaves})
-        with app.storage.reading() as db:
+        with worker.storage.reading() as db:
             rows = db.execute(
                 "SELECT id, event_id, event_type, source, time, data FROM mailbox "
                 f"WHERE instance_id = ? AND consumed_seq IS NULL AND event_type IN "
@@ -75,11 +76,11 @@ def resolve_due(app: App, live: LiveInstance, now: datetime) -> StepWrite | None
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     _when, _prio, seq, resolved, json_value, consumed = candidates[0]
     live.interp.feed(resolved)
-    step = app._step(live, [resolved, *live.interp.decide()], {seq: json_value}, now)
+    step = worker._step(live, [resolved, *live.interp.decide()], {seq: json_value}, now)
     if consumed is not None:
         step.mailbox_consumed.append(consumed)
-    app.storage.commit_step(step, now)
-    app._after_commit(live, step)
+    worker.storage.commit_step(step, now)
+    worker._after_commit(live, step)
     return step
 
 
@@ -138,5 +139,5 @@ def send_event(
                 [to_text(now), target, target, event_type],
             )
     for target, name in reached:
-        app._resume(target, name, utcnow())
+        app._worker._resume(target, name, utcnow())
     return [target for target, _name in reached]

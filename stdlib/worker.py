@@ -1,0 +1,376 @@
+"""The worker: drives live instances step by step, one fenced commit per step.
+
+For one instance it loops: run the oldest pending activity (or fire what is due), feed the
+outcome to the interpreter, ask for decisions, and commit the outcome, the decisions, outbox rows
+and the instance's new state in one ``BEGIN IMMEDIATE`` transaction fenced by the lease epoch.
+Live interpreters are cached between steps, so a step costs one commit and no replay; a replay
+happens only after a crash, a takeover or an eviction (``_load``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import events
+from .clock import to_text, utcnow
+from .context import ActivityContext
+from .decorators import Workflow, get_workflow
+from .executor import run_attempt
+from .instance import LiveInstance, decode_records, resolve_activity
+from .kernel import (
+    EddicError,
+    Failure,
+    NonDeterminismError,
+    Phase,
+    Resolved,
+    Scheduled,
+    derived_uuid,
+)
+from .leases import LeaseKeeper
+from .serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
+from .storage import LeaseLost, StepWrite, Storage
+
+log = logging.getLogger("eddic")
+
+
+class Worker:
+    """Executes instances for one ``App``: resumption, replay, activities, step commits."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        worker_id: str,
+        service_name: str,
+        default_lock_timeout_seconds: float,
+        recovery_interval_seconds: float,
+        cache_size: int,
+        wake: threading.Event,
+    ) -> None:
+        self.storage = storage
+        self.worker_id = worker_id
+        self.service_name = service_name
+        self.default_lock_timeout_seconds = default_lock_timeout_seconds
+        self.recovery_interval_seconds = recovery_interval_seconds
+        self._cache: OrderedDict[str, LiveInstance] = OrderedDict()
+        self._cache_size = cache_size
+        self._skip_until: dict[str, datetime] = {}  # unregistered workflows: not a hot loop
+        self._keeper = LeaseKeeper(storage)
+        self._wake = wake
+
+    def close(self) -> None:
+        self._keeper.stop()
+        self._keeper = LeaseKeeper(self.storage)
+        self._cache.clear()
+
+    def _resume(self, instance_id: str, workflow_name: str, now: datetime) -> int:
+        skip = self._skip_until.get(instance_id)
+        if skip is not None and skip > now:
+            return 0
+        try:
+            wf = get_workflow(workflow_name)
+        except EddicError:
+            log.warning(
+                "instance %s runs workflow %r, which is not registered in this process; "
+                "leaving it alone for %ss",
+                instance_id,
+                workflow_name,
+                self.recovery_interval_seconds,
+            )
+            self._skip_until[instance_id] = now + timedelta(seconds=self.recovery_interval_seconds)
+            return 0
+        got = self.storage.acquire(
+            instance_id, self.worker_id, now, self.default_lock_timeout_seconds
+        )
+        if got is None:
+            return 0
+        epoch, row = got
+        live = self._cache.pop(instance_id, None)
+        if live is None or live.epoch + 1 != epoch or live.pos != row["last_pos"]:
+            try:
+                live = self._load(wf, row, epoch)
+            except NonDeterminismError as exc:
+                self._park_broken(instance_id, exc, now)
+                return 0
+        live.epoch = epoch
+        self._drive(live)
+        return 1
+
+    def _load(self, wf: Workflow[Any], row: dict[str, Any], epoch: int) -> LiveInstance:
+        """Rebuild a live instance by replaying its history."""
+        iid = row["instance_id"]
+        input_value = (
+            from_jsonable(loads(row["input_data"]), wf.input_adapter, what="the stored input")
+            if wf.input_param is not None
+            else None
+        )
+        started = datetime.fromisoformat(row["started_at"] or row["created_at"])
+        live = LiveInstance.new(
+            wf,
+            input_value,
+            instance_id=iid,
+            started_at=started,
+            epoch=epoch,
+            lock_timeout=row["lock_timeout_seconds"] or self.default_lock_timeout_seconds,
+        )
+        with self.storage.reading() as db:
+            rows = self.storage.history_rows(db, iid)
+            attempts = self.storage.attempts_of(db, iid)
+            waits = db.execute("SELECT seq FROM event_waits WHERE instance_id = ?", [iid])
+            live.waits = {r[0] for r in waits.fetchall()}
+        live.interp.replay(decode_records(rows))
+        live.pos = len(rows)
+        for seq, (started_n, failures, next_at, _last) in attempts.items():
+            live.attempts[seq] = [
+                started_n,
+                failures,
+                datetime.fromisoformat(next_at) if next_at else None,
+            ]
+        return live
+
+    def _park_broken(self, instance_id: str, exc: NonDeterminismError, now: datetime) -> None:
+        log.error("instance %s cannot be resumed: %s", instance_id, exc)
+        error = dumps({"type": "NonDeterminismError", "message": str(exc), "traceback": None})
+        retry = now + timedelta(seconds=self.recovery_interval_seconds)
+        self.storage.set_retry_after(instance_id, retry, error)
+
+    def _drive(self, live: LiveInstance) -> None:
+        """Run the instance until it finishes or has nothing to do but wait (lease released)."""
+        try:
+            while not live.interp.finished:
+                now = utcnow()
+                runnable = self._runnable(live, now)
+                if runnable is not None:
+                    step = self._run_activity(live, runnable, now)
+                else:
+                    step = events.resolve_due(self, live, now) or self._park(live, now)
+                if not step.release:
+                    continue
+                if not step.woke:
+                    return
+                # An event reached the mailbox while we worked: take the lease again.
+                got = self.storage.acquire(
+                    live.instance_id, self.worker_id, utcnow(), self.default_lock_timeout_seconds
+                )
+                if got is None or got[1]["last_pos"] != live.pos:
+                    return
+                self._cache.pop(live.instance_id, None)
+                live.epoch = got[0]
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            self._cache.pop(live.instance_id, None)
+        except NonDeterminismError as exc:
+            self._cache.pop(live.instance_id, None)
+            self._park_broken(live.instance_id, exc, utcnow())
+
+    def _park(self, live: LiveInstance, now: datetime) -> StepWrite:
+        """Nothing to do but wait: record the state and release the lease."""
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        self._fill_state(live, step, now)
+        step.release = True
+        step.columns.pop("lock_expires_at", None)
+        self.storage.commit_step(step, now)
+        self._after_commit(live, step)
+        return step
+
+    def _runnable(self, live: LiveInstance, now: datetime) -> Any:
+        for p in live.interp.pending:
+            if p.kind in ("activity", "compensation") and live.backoff_until(p.seq, now) is None:
+                return p
+        return None
+
+    def _run_activity(self, live: LiveInstance, pending: Any, now: datetime) -> StepWrite:
+        seq = pending.seq
+        act = resolve_activity(pending.command)
+        state = live.attempts.get(seq)
+        if seq in live.fresh:
+            live.fresh.discard(seq)
+            attempt = 1
+        else:
+            # Attempt 1 began when its scheduled record committed; a begun attempt with no
+            # recorded outcome crashed. Either way this one is the next: record it first.
+            started = state[0] if state else 1
+            attempt = started + 1
+            failures = state[1] if state else 0
+            live.attempts[seq] = [attempt, failures, None]
+            pre = StepWrite(live.instance_id, self.worker_id, live.epoch)
+            pre.attempts.append((seq, attempt, failures, None, None))
+            pre.columns = self._lease_columns(live, now)
+            self.storage.commit_step(pre, now)
+        ctx = ActivityContext(
+            instance_id=live.instance_id,
+            seq=seq,
+            attempt=attempt,
+            idempotency_key=f"{live.instance_id}:{seq}",
+        )
+        if act is None:
+            error: BaseException = EddicError(
+                f"activity {pending.name!r} is not registered in this process"
+            )
+            outcome = None
+        elif seq in live.arg_errors:
+            error = SerializationError(live.arg_errors[seq])
+            outcome = None
+        else:
+            with self._keeper.holding(
+                live.instance_id, self.worker_id, live.epoch, live.lock_timeout
+            ):
+                outcome = run_attempt(act, pending.command, ctx)
+            error = outcome.error  # type: ignore[assignment]
+        now = utcnow()
+        failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)
+        if error is not None and act is not None and outcome is not None and outcome.retryable:
+            policy = act.retry
+            # Attempts begun, crashed ones included, count against max_attempts. A crashed
+            # attempt left no outcome, so recovery always runs the call once more.
+            if policy.retries(error, attempt):
+                wait = policy.interval(attempt)
+                next_at = now + timedelta(seconds=wait)
+                live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None]
+                step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+                step.attempts.append((seq, attempt, failures, to_text(next_at), dumps(str(error))))
+                return self._finish_step(live, step, now)
+        values: dict[int, Any] = {}
+        resolved: Resolved
+        if error is None and outcome is not None:
+            resolved = Resolved(seq, now, outcome.value)
+            values[seq] = outcome.json
+        else:
+            assert error is not None
+            resolved = Resolved(seq, now, failure=Failure.from_exception(error, attempt))
+        live.interp.feed(resolved)
+        step = self._step(live, [resolved, *live.interp.decide()], values, now)
+        if outcome is not None and outcome.published:
+            # The activity's own events come before those of the commands it led to.
+            step.outbox[:0] = [
+                self._outbox_row(live, seq, e.event_type, e.data, e.source, now, index=i)
+                for i, e in enumerate(outcome.published, start=1)
+            ]
+        if seq in live.attempts:
+            del live.attempts[seq]
+            step.attempts_done.append(seq)
+        self.storage.commit_step(step, now)
+        self._after_commit(live, step)
+        return step
+
+    def _finish_step(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
+        self._fill_state(live, step, now)
+        self.storage.commit_step(step, now)
+        self._after_commit(live, step)
+        return step
+
+    def _step(
+        self, live: LiveInstance, records: list[Any], values: dict[int, Any], now: datetime
+    ) -> StepWrite:
+        """The write for new records: history rows, outbox rows for publishes, new state."""
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step.history = live.rows(records, values)
+        for record in records:
+            if isinstance(record, Scheduled) and record.kind == "publish":
+                args = record.args
+                step.outbox.append(
+                    self._outbox_row(
+                        live, record.seq, record.name, args["data"], args["source"], now
+                    )
+                )
+        self._fill_state(live, step, now)
+        return step
+
+    def _outbox_row(
+        self,
+        live: LiveInstance,
+        seq: int,
+        event_type: str,
+        data: Any,
+        source: str | None,
+        now: datetime,
+        index: int | None = None,
+    ) -> tuple[Any, ...]:
+        event_id = str(derived_uuid(live.instance_id, seq, index))
+        payload = to_jsonable(data, what=f"data of event {event_type!r}")
+        return (
+            event_id,
+            live.instance_id,
+            seq,
+            event_type,
+            source or self.service_name,
+            dumps(payload),
+            to_text(now),
+            to_text(now),
+        )
+
+    def _fill_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
+        interp = live.interp
+        status = live.status(now)
+        columns: dict[str, Any] = {
+            "status": status,
+            "updated_at": to_text(now),
+            "last_pos": live.pos,
+        }
+        if interp.phase is Phase.COMPLETED:
+            try:
+                adapter = live.workflow.result_adapter
+                what = "the workflow result"
+                output = to_jsonable(conform(interp.result, adapter, what=what), adapter, what=what)
+                columns["output_data"] = dumps(output)
+                columns["error"] = None
+            except SerializationError as exc:
+                columns["status"] = "failed"
+                columns["error"] = dumps(_error_json(exc, []))
+        elif interp.phase is Phase.FAILED:
+            assert interp.error is not None
+            columns["error"] = dumps(_error_json(interp.error, interp.compensation_errors))
+        waits = {p.seq: p for p in interp.pending if p.kind == "event"}
+        step.waits_added = [
+            (seq, p.name, to_text(p.deadline)) for seq, p in waits.items() if seq not in live.waits
+        ]
+        step.waits_removed = [seq for seq in live.waits if seq not in waits]
+        if interp.finished:
+            columns["wake_at"] = None
+            step.release = True
+        else:
+            wake = live.wake_at()
+            columns["wake_at"] = to_text(wake)
+            due = wake is not None and wake <= now
+            step.release = self._runnable(live, now) is None and not due
+            if not step.release:
+                columns["lock_expires_at"] = to_text(now + timedelta(seconds=live.lock_timeout))
+        columns["retry_after"] = None
+        step.columns = columns
+
+    def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
+        return {"lock_expires_at": to_text(now + timedelta(seconds=live.lock_timeout))}
+
+    def _after_commit(self, live: LiveInstance, step: StepWrite) -> None:
+        live.waits.difference_update(step.waits_removed)
+        live.waits.update(seq for seq, _t, _d in step.waits_added)
+        if live.interp.finished:
+            self._cache.pop(live.instance_id, None)
+            if step.outbox:
+                self._wake.set()  # a serving loop relays the new outbox rows
+            return
+        if step.release:
+            self._cache[live.instance_id] = live
+            self._cache.move_to_end(live.instance_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._wake.set()
+
+
+def _error_json(error: BaseException, compensation_errors: list[Failure]) -> dict[str, Any]:
+    failure = Failure.from_exception(error)
+    out: dict[str, Any] = {
+        "type": failure.type,
+        "message": failure.message,
+        "traceback": failure.traceback,
+    }
+    if compensation_errors:
+        out["compensation_errors"] = [
+            {"type": f.type, "message": f.message, "attempts": f.attempts}
+            for f in compensation_errors
+        ]
+    return out
