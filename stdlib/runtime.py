@@ -6,7 +6,6 @@ loop; the step-by-step execution of an instance lives in :mod:`eddic.worker`.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -30,10 +29,6 @@ from .replay import Replay, replay_instance
 from .serde import dumps, from_jsonable, to_jsonable
 from .storage import Storage
 from .worker import Worker
-
-log = logging.getLogger("eddic")
-
-_TERMINAL = ("completed", "failed", "cancelled")
 
 
 class App:
