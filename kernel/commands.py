@@ -71,9 +71,8 @@ class CallActivity(Command):
     kwargs: Mapping[str, Any]
 
     def __init__(self, activity: Any, /, *args: Any, **kwargs: Any) -> None:
-        object.__setattr__(self, "activity", activity)
-        object.__setattr__(self, "args", args)
-        object.__setattr__(self, "kwargs", kwargs)
+        # One dict update instead of three object.__setattr__ calls: built once per command.
+        self.__dict__.update(activity=activity, args=args, kwargs=kwargs)
 
     @property
     def name(self) -> str:

@@ -72,47 +72,49 @@ class Phase(str, Enum):
 
 # -- the handler table: what each leaf command means --------------------------------------------
 #
-# A handler returns (kind, name, args, deadline) for a leaf, given the workflow's current time.
+# A handler returns (kind, name, deadline) for a leaf, given the workflow's current time; its
+# arguments for the Scheduled record are built only when the record is new (``_ARGS``): a replay
+# takes them from history and never needs them.
+
+_Spec = tuple[str, str, "datetime | None"]
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, once per command
-class _LeafSpec:
-    kind: str
-    name: str
-    args: Any
-    deadline: datetime | None = None
+def _call_activity(cmd: CallActivity, now: datetime) -> _Spec:
+    return ("activity", activity_name(cmd.activity), None)
 
 
-def _call_activity(cmd: CallActivity, now: datetime) -> _LeafSpec:
-    name = activity_name(cmd.activity)
-    return _LeafSpec("activity", name, {"args": cmd.args, "kwargs": dict(cmd.kwargs)})
+def _sleep(cmd: Sleep, now: datetime) -> _Spec:
+    return ("timer", "sleep", now + timedelta(seconds=cmd.seconds))
 
 
-def _sleep(cmd: Sleep, now: datetime) -> _LeafSpec:
-    return _LeafSpec(
-        "timer", "sleep", {"seconds": cmd.seconds}, now + timedelta(seconds=cmd.seconds)
-    )
+def _sleep_until(cmd: SleepUntil, now: datetime) -> _Spec:
+    return ("timer", "sleep", cmd.when)
 
 
-def _sleep_until(cmd: SleepUntil, now: datetime) -> _LeafSpec:
-    return _LeafSpec("timer", "sleep", {"until": cmd.when.isoformat()}, cmd.when)
-
-
-def _wait_event(cmd: WaitEvent, now: datetime) -> _LeafSpec:
+def _wait_event(cmd: WaitEvent, now: datetime) -> _Spec:
     deadline = None if cmd.timeout is None else now + timedelta(seconds=cmd.timeout)
-    return _LeafSpec("event", cmd.event_type, {"timeout": cmd.timeout}, deadline)
+    return ("event", cmd.event_type, deadline)
 
 
-def _publish(cmd: Publish, now: datetime) -> _LeafSpec:
-    return _LeafSpec("publish", cmd.event_type, {"data": cmd.data, "source": cmd.source})
+def _publish(cmd: Publish, now: datetime) -> _Spec:
+    return ("publish", cmd.event_type, None)
 
 
-_LEAVES: dict[type[Any], Callable[[Any, datetime], _LeafSpec]] = {
+_LEAVES: dict[type[Any], Callable[[Any, datetime], _Spec]] = {
     CallActivity: _call_activity,
     Sleep: _sleep,
     SleepUntil: _sleep_until,
     WaitEvent: _wait_event,
     Publish: _publish,
+}
+
+#: The ``args`` of a new Scheduled record, per command class.
+_ARGS: dict[type[Any], Callable[[Any], Any]] = {
+    CallActivity: lambda cmd: {"args": cmd.args, "kwargs": dict(cmd.kwargs)},
+    Sleep: lambda cmd: {"seconds": cmd.seconds},
+    SleepUntil: lambda cmd: {"until": cmd.when.isoformat()},
+    WaitEvent: lambda cmd: {"timeout": cmd.timeout},
+    Publish: lambda cmd: {"data": cmd.data, "source": cmd.source},
 }
 
 #: Combinators: how a node settles once its children do.
@@ -172,17 +174,28 @@ class _Node:
 
 
 class _Leaf:
-    __slots__ = ("command", "deadline", "kind", "name", "node", "record", "seq", "spec_args")
+    __slots__ = ("command", "deadline", "kind", "name", "node", "record", "seq")
 
-    def __init__(self, seq: int, command: Command, spec: _LeafSpec, node: _Node | None) -> None:
+    def __init__(
+        self,
+        seq: int,
+        command: Command,
+        kind: str,
+        name: str,
+        deadline: datetime | None,
+        node: _Node | None,
+    ) -> None:
         self.seq = seq
         self.command = command
-        self.kind = spec.kind
-        self.name = spec.name
-        self.spec_args = spec.args
-        self.deadline = spec.deadline
-        self.node = node  # None once abandoned, or for compensations
+        self.kind = kind
+        self.name = name
+        self.deadline = deadline
+        self.node = node  # None once abandoned, or for compensations; _SOLO: a yield of its own
         self.record: Scheduled | None = None
+
+
+#: The node of a leaf yielded on its own (the common case): no tree to build or walk.
+_SOLO = _Node("leaf", None, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,16 +328,19 @@ class Interpreter:
         """Feed one record: a recorded ``Scheduled``, or a ``Resolved`` outcome (old or new)."""
         if self._broken is not None:
             self._check_usable()
-        if not isinstance(record, (Scheduled, Resolved)):  # checked first: it may have no .at
-            raise TypeError(f"not a history record: {record!r}")
+        cls = type(record)
+        if cls is not Resolved and cls is not Scheduled:  # first: it may have no .at
+            if not isinstance(record, (Scheduled, Resolved)):
+                raise TypeError(f"not a history record: {record!r}")
+            cls = Scheduled if isinstance(record, Scheduled) else Resolved
         if record.at.tzinfo is None:
             raise ValueError(f"record {record!r} has a naive time")
         if not self._started:
             self._ensure_started()
-        if isinstance(record, Scheduled):
-            self._match(record)
+        if cls is Resolved:
+            self._resolve(record)  # type: ignore[arg-type]
         else:
-            self._resolve(record)
+            self._match(record)  # type: ignore[arg-type]
 
     def decide(self) -> list[Record]:
         """The new records the code produced since the history ran out, for the caller to append.
@@ -341,7 +357,12 @@ class Interpreter:
             while self._unmatched:
                 leaf = self._unmatched.popleft()
                 record = Scheduled(
-                    leaf.seq, leaf.kind, leaf.name, leaf.spec_args, self._clock, leaf.deadline
+                    leaf.seq,
+                    leaf.kind,
+                    leaf.name,
+                    _ARGS[type(leaf.command)](leaf.command),
+                    self._clock,
+                    leaf.deadline,
                 )
                 leaf.record = record
                 out.append(record)
@@ -447,7 +468,12 @@ class Interpreter:
             exc = make(leaf, failure) if make else EddicError(f"{failure.type}: {failure.message}")
         if self._observer is not None:
             self._observer(Trace("resolved", seq, leaf.command, record, exc, node is None))
-        if node is not None:
+        if node is _SOLO:
+            self._root = None
+            self._root_leaves = []
+            self.now = self._clock
+            self._step(record.value if failure is None else None, exc)
+        elif node is not None:
             self._settle(node, record.value if failure is None else None, exc)
         if self._gen_done:
             self._try_finish()
@@ -558,11 +584,17 @@ class Interpreter:
                 self._gen_finished(None, error)
                 return
             self._uuid_calls = 0
-            if type(yielded) not in _LEAVES:  # the common case needs no deeper check
-                problem = _check_command(yielded)
-                if problem is not None:
-                    value, exc = None, TypeError(problem)
-                    continue
+            handler = _LEAVES.get(type(yielded))
+            if handler is not None:  # the common case: one command on its own, no tree
+                leaf = _Leaf(self._next_seq, yielded, *handler(yielded, self.now), _SOLO)
+                self._add_leaf(leaf)
+                self._root = _SOLO
+                self._root_leaves = [leaf]
+                return
+            problem = _check_command(yielded)
+            if problem is not None:
+                value, exc = None, TypeError(problem)
+                continue
             root = self._build(yielded, None, 0)
             if root.done:  # settled as it was built: an empty All
                 self._release_root()
@@ -575,7 +607,7 @@ class Interpreter:
         handler = _LEAVES.get(type(command))
         if handler is not None:
             node = _Node("leaf", parent, index)
-            leaf = _Leaf(self._next_seq, command, handler(command, self.now), node)
+            leaf = _Leaf(self._next_seq, command, *handler(command, self.now), node)
             self._add_leaf(leaf)
             self._root_leaves.append(leaf)
             return node
@@ -624,9 +656,7 @@ class Interpreter:
         elif self._stack:
             self.phase = Phase.COMPENSATING
             command = self._stack.pop()
-            args = {"args": command.args, "kwargs": dict(command.kwargs)}
-            spec = _LeafSpec("compensation", command.name, args)
-            self._add_leaf(_Leaf(self._next_seq, command, spec, None))
+            self._add_leaf(_Leaf(self._next_seq, command, "compensation", command.name, None, None))
         else:
             self.phase = Phase.FAILED
 
