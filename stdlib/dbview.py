@@ -16,35 +16,21 @@ from typing import Any
 
 import sqlite_utils
 
-from .clock import from_text
 from .decorators import Workflow
 from .kernel import InstanceNotFound
+from .outbox import select_outbox
 from .replay import Replay
 from .schema import SCHEMA_VERSION
-from .serde import loads
-from .storage import Storage, StorageError, parse_db_url, public_instance
-
-__all__ = ["HISTORY_FIELDS", "ReadOnlyDatabase"]
-
-#: The fields of a history row, in the order ``Storage.history_rows`` returns them.
-HISTORY_FIELDS = (
-    "instance_id",
-    "pos",
-    "seq",
-    "record",
-    "kind",
-    "name",
-    "args",
-    "at",
-    "deadline",
-    "value",
-    "failure",
+from .storage import (
+    Storage,
+    StorageError,
+    decoded_history,
+    parse_db_url,
+    public_instance,
+    select_instances,
 )
 
-_OUTBOX_COLUMNS = (
-    "id, event_id, instance_id, seq, event_type, source, data, time, status, attempts, "
-    "next_attempt_at, last_error, sent_at"
-)
+__all__ = ["ReadOnlyDatabase"]
 
 
 class ReadOnlyDatabase:
@@ -115,23 +101,8 @@ class ReadOnlyDatabase:
         workflow: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if status:
-            where.append(f"status IN ({', '.join('?' * len(status))})")
-            params.extend(status)
-        if workflow is not None:
-            where.append("workflow_name = ?")
-            params.append(workflow)
-        sql = "SELECT * FROM instances"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, instance_id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
         with self._reading() as db:
-            return [public_instance(r) for r in db.query(sql, params)]
+            return select_instances(db, statuses=status, workflow=workflow, limit=limit)
 
     # -- histories --
 
@@ -140,15 +111,7 @@ class ReadOnlyDatabase:
         with self._reading() as db:
             self._row(db, instance_id)
             rows = self._storage.history_rows(db, instance_id)
-        out = []
-        for row in rows:
-            item = dict(zip(HISTORY_FIELDS, row, strict=True))
-            for key in ("args", "value", "failure"):
-                item[key] = loads(item[key])
-            for key in ("at", "deadline"):
-                item[key] = from_text(item[key])
-            out.append(item)
-        return out
+        return decoded_history(rows)
 
     def replay(self, instance_id: str, workflow: Workflow[Any] | None = None) -> Replay:
         """The instance's replay through the code registered in this process."""
@@ -162,15 +125,5 @@ class ReadOnlyDatabase:
     def outbox(
         self, *, status: Sequence[str] | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
-        params: list[Any] = []
-        if status:
-            sql += f" WHERE status IN ({', '.join('?' * len(status))})"
-            params.extend(status)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
         with self._reading() as db:
-            rows = list(db.query(sql, params))
-        for row in rows:
-            row["data"] = loads(row["data"])
-        return rows
+            return select_outbox(db, statuses=status, limit=limit)

@@ -13,9 +13,11 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+
+import sqlite_utils
 
 from .clock import from_text, to_text, utcnow
 from .kernel import EddicError, Event
@@ -169,18 +171,25 @@ def _record_failure(
 def outbox_rows(
     storage: Storage, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
+    with storage.reading() as db:
+        return select_outbox(db, statuses=None if status is None else [status], limit=limit)
+
+
+def select_outbox(
+    db: sqlite_utils.Database, *, statuses: Sequence[str] | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Outbox rows as dicts (``data`` decoded), in delivery order."""
     sql = (
         "SELECT id, event_id, instance_id, seq, event_type, source, data, time, status, attempts, "
         "next_attempt_at, last_error, sent_at FROM outbox"
     )
     params: list[Any] = []
-    if status is not None:
-        sql += " WHERE status = ?"
-        params.append(status)
+    if statuses:
+        sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+        params.extend(statuses)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
-    with storage.reading() as db:
-        rows = list(db.query(sql, params))
+    rows = list(db.query(sql, params))
     for row in rows:
         row["data"] = loads(row["data"])
     return rows

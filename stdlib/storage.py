@@ -70,7 +70,21 @@ class StepWrite:
     woke: bool = False  # set by write_step: a waited-for event was already in the mailbox
 
 
-_HISTORY_COLUMNS = "instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure"
+#: The fields of a history row, in the order ``Storage.history_rows`` returns them.
+HISTORY_FIELDS = (
+    "instance_id",
+    "pos",
+    "seq",
+    "record",
+    "kind",
+    "name",
+    "args",
+    "at",
+    "deadline",
+    "value",
+    "failure",
+)
+_HISTORY_COLUMNS = ", ".join(HISTORY_FIELDS)
 
 
 class Storage:
@@ -275,23 +289,9 @@ class Storage:
         workflow: str | None = None,
         limit: int | None = 100,
     ) -> list[dict[str, Any]]:
-        where, params = [], []
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
-        if workflow is not None:
-            where.append("workflow_name = ?")
-            params.append(workflow)
-        sql = "SELECT * FROM instances"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, instance_id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        statuses = [status] if isinstance(status, str) else status
         with self.reading() as db:
-            rows = list(db.query(sql, params))
-        return [public_instance(r) for r in rows]
+            return select_instances(db, statuses=statuses, workflow=workflow, limit=limit)
 
     def history_rows(self, db: sqlite_utils.Database, instance_id: str) -> list[tuple[Any, ...]]:
         return db.execute(
@@ -305,16 +305,7 @@ class Storage:
             if self.instance_row(db, instance_id) is None:
                 raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
             rows = self.history_rows(db, instance_id)
-        names = [c.strip() for c in _HISTORY_COLUMNS.split(",")]
-        out = []
-        for row in rows:
-            item = dict(zip(names, row, strict=True))
-            for key in ("args", "value", "failure"):
-                item[key] = loads(item[key])
-            for key in ("at", "deadline"):
-                item[key] = from_text(item[key])
-            out.append(item)
-        return out
+        return decoded_history(rows)
 
     # -- leases --
 
@@ -501,6 +492,45 @@ def _nothing() -> Iterator[None]:
 
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+def select_instances(
+    db: sqlite_utils.Database,
+    *,
+    statuses: Sequence[str] | None = None,
+    workflow: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Instances as public dicts, oldest first, filtered by status and workflow name."""
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    if workflow is not None:
+        where.append("workflow_name = ?")
+        params.append(workflow)
+    sql = "SELECT * FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at, instance_id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return [public_instance(r) for r in db.query(sql, params)]
+
+
+def decoded_history(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """History rows as dicts of JSON values and aware datetimes (for display)."""
+    out = []
+    for row in rows:
+        item = dict(zip(HISTORY_FIELDS, row, strict=True))
+        for key in ("args", "value", "failure"):
+            item[key] = loads(item[key])
+        for key in ("at", "deadline"):
+            item[key] = from_text(item[key])
+        out.append(item)
+    return out
 
 
 def public_instance(row: dict[str, Any]) -> dict[str, Any]:
