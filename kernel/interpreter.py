@@ -35,6 +35,7 @@ interpreter advances in O(1) per new record and a full replay is O(n).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import uuid
 from collections import deque
@@ -551,14 +552,7 @@ class Interpreter:
             return
         self._started = True
         try:
-            params = inspect.signature(self._workflow).parameters
-            takes_input = len(params) >= 2 or any(
-                p.kind is p.VAR_POSITIONAL for p in params.values()
-            )
-        except (TypeError, ValueError):
-            takes_input = True
-        try:
-            if takes_input or self._input is not None:
+            if _takes_input(self._workflow) or self._input is not None:
                 produced = self._workflow(self._context, self._input)
             else:
                 produced = self._workflow(self._context)
@@ -659,6 +653,16 @@ class Interpreter:
             self._add_leaf(_Leaf(self._next_seq, command, "compensation", command.name, None, None))
         else:
             self.phase = Phase.FAILED
+
+
+@functools.lru_cache(maxsize=512)
+def _takes_input(workflow: Callable[..., Any]) -> bool:
+    """Whether ``workflow`` takes an input after ``ctx`` (cached: once per function)."""
+    try:
+        params = inspect.signature(workflow).parameters
+    except (TypeError, ValueError):
+        return True
+    return len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params.values())
 
 
 def _check_command(obj: Any) -> str | None:
