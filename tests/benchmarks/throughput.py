@@ -1,0 +1,313 @@
+"""Throughput against the physical limit: eddic activities/s vs raw SQLite commits/s, same run.
+
+    python tests/benchmarks/throughput.py            # 1,000 workflows x 3 activities, 5 repeats
+    python tests/benchmarks/throughput.py --quick    # a short smoke run
+    python tests/benchmarks/throughput.py --profile  # also cProfile one eddic run per setting
+
+For each repeat:
+
+(a) raw SQLite: python ``sqlite3`` with the pragmas eddic sets (WAL, busy timeout, the given
+    ``synchronous``), one small row per ``BEGIN IMMEDIATE`` ... ``COMMIT``;
+(b) eddic: ``--workflows`` order-style workflows (3 trivial activities each, pydantic input and
+    result) started inline with ``App.start`` on a fresh file database,
+
+run in alternating chunks (raw, eddic, raw, eddic...) in the same folder, so that both see the
+same disk (a VM disk's fsync latency drifts by 2-4x within minutes), at ``synchronous=FULL``
+(the App default) and ``NORMAL`` (``App(synchronous="NORMAL")``). It prints medians and the
+ratio eddic-activity-rate / raw-commit-rate (design target at FULL: >= 50 %).
+Note the ceiling: the design allows one commit per activity plus one per start, so a 3-activity
+workflow costs 4 commits and the ratio cannot exceed 3/4 = 75 % even with free CPU.
+
+A separate, untimed pass counts what one workflow costs: write transactions, step commits,
+read transactions, SQL statements, WAL frames (pages) per commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from benchlib import (
+    SYNC_SETTINGS,
+    connect_like_eddic,
+    count_storage,
+    describe_dir,
+    median,
+    profile,
+    raw_wal_frames_per_commit,
+    scratch_dir,
+    spread,
+    trace_statements,
+)
+from pydantic import BaseModel
+
+from eddic import App, activity, workflow
+
+ACTIVITIES_PER_WORKFLOW = 3
+
+
+# -- an order-style workflow of three trivial activities ---------------------------------------
+
+
+class BenchOrder(BaseModel):
+    order_id: str
+    amount: float
+    email: str
+
+
+class BenchReceipt(BaseModel):
+    order_id: str
+    reservation: str
+    transaction: str
+    tracking: str
+
+
+@activity
+def bench_reserve(order_id: str, amount: float) -> dict[str, Any]:
+    return {"reservation_id": f"RES-{order_id}", "total": amount}
+
+
+@activity
+def bench_charge(order_id: str, amount: float, email: str) -> dict[str, Any]:
+    return {"transaction_id": f"TXN-{order_id}", "amount": amount, "email": email}
+
+
+@activity
+def bench_ship(order_id: str) -> str:
+    return f"TRACK-{order_id}"
+
+
+@workflow
+def bench_order(ctx: Any, order: BenchOrder) -> BenchReceipt:
+    reservation = yield bench_reserve(order.order_id, order.amount)
+    payment = yield bench_charge(order.order_id, reservation["total"], order.email)
+    tracking = yield bench_ship(order.order_id)
+    return BenchReceipt(
+        order_id=order.order_id,
+        reservation=reservation["reservation_id"],
+        transaction=payment["transaction_id"],
+        tracking=tracking,
+    )
+
+
+def order(i: int) -> BenchOrder:
+    return BenchOrder(order_id=f"ORD-{i}", amount=10.0 + i % 7, email=f"c{i}@example.com")
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+
+WARM_WORKFLOWS = 250  # 1,000 commits: the WAL file reaches its steady size (autocheckpoint)
+WARM_RAW_COMMITS = 1200
+
+
+def new_app(folder: str, synchronous: str, tag: str, warm: int = WARM_WORKFLOWS) -> App:
+    """An App on a fresh file, warmed up: imports, pydantic adapters, the file and its WAL.
+
+    A WAL that is still growing costs more per fsync (the file size changes too) than one being
+    rewritten after a checkpoint; both sides are measured once their WAL has wrapped.
+    """
+    app = App(
+        db_url=f"sqlite:///{os.path.join(folder, f'eddic-{tag}.db')}", synchronous=synchronous
+    )
+    app.initialize()
+    for i in range(warm):
+        app.start(bench_order, input=order(-1 - i))
+    return app
+
+
+def paired_run(
+    folder: str,
+    synchronous: str,
+    workflows: int,
+    raw_commits: int,
+    chunks: int,
+    tag: str,
+    warm_wf: int = WARM_WORKFLOWS,
+    warm_raw: int = WARM_RAW_COMMITS,
+) -> dict[str, float]:
+    """Raw commits and eddic workflows in alternating chunks, so both see the same disk.
+
+    Returns raw commits/s, eddic activities/s (wall), workflows/s and CPU per activity.
+    """
+    conn = connect_like_eddic(os.path.join(folder, f"raw-{tag}.db"), synchronous)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    payload = "x" * 64
+    for _ in range(warm_raw):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (v) VALUES (?)", (payload,))
+        conn.execute("COMMIT")
+    app = new_app(folder, synchronous, tag, warm_wf)
+    raw_wall = wall = cpu = 0.0
+    done_wf = done_raw = 0
+    try:
+        for c in range(chunks):
+            n_raw = raw_commits * (c + 1) // chunks - done_raw
+            begin = time.perf_counter()
+            for _ in range(n_raw):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO t (v) VALUES (?)", (payload,))
+                conn.execute("COMMIT")
+            raw_wall += time.perf_counter() - begin
+            done_raw += n_raw
+            n_wf = workflows * (c + 1) // chunks - done_wf
+            begin, cpu0 = time.perf_counter(), time.process_time()
+            for i in range(done_wf, done_wf + n_wf):
+                app.start(bench_order, input=order(i))
+            wall += time.perf_counter() - begin
+            cpu += time.process_time() - cpu0
+            done_wf += n_wf
+        finished = app.list_instances(status="completed", limit=None)
+        total = workflows + warm_wf
+        assert len(finished) == total, f"{len(finished)} of {total} workflows completed"
+    finally:
+        app.shutdown()
+        conn.close()
+    activities = workflows * ACTIVITIES_PER_WORKFLOW
+    return {
+        "raw commits/s": raw_commits / raw_wall,
+        "activities/s": activities / wall,
+        "workflows/s": workflows / wall,
+        "wall ms/activity": 1000 * wall / activities,
+        "cpu ms/activity": 1000 * cpu / activities,
+    }
+
+
+def eddic_run(folder: str, synchronous: str, workflows: int, tag: str) -> None:
+    """eddic alone (for the profiler)."""
+    app = new_app(folder, synchronous, tag)
+    try:
+        for i in range(workflows):
+            app.start(bench_order, input=order(i))
+    finally:
+        app.shutdown()
+
+
+def count_costs(folder: str, workflows: int = 100) -> tuple[Counter[str], float]:
+    """Per-workflow costs, counted in an untimed pass; and WAL frames per eddic write commit."""
+    app = new_app(folder, "NORMAL", "count", warm=20)
+    statements: Counter[str] = Counter()
+    conn = app.storage._db().conn  # this thread's connection (benchmark-only peek)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    trace_statements(conn, statements)
+    try:
+        with count_storage() as counts:
+            for i in range(workflows):
+                app.start(bench_order, input=order(10_000 + i))
+        conn.set_trace_callback(None)
+        frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        app.shutdown()
+    counts.update(statements)
+    per_commit = frames / max(1, counts["write transactions"])
+    return Counter({k: v / workflows for k, v in counts.items()}), per_commit
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--workflows", type=int, default=None, help="workflows per eddic run")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
+    parser.add_argument("--raw-commits", type=int, default=None, help="commits per raw run")
+    parser.add_argument("--dir", default=None, help="parent folder of the database files")
+    parser.add_argument("--profile", action="store_true", help="cProfile one eddic run per setting")
+    args = parser.parse_args(argv)
+    workflows = args.workflows or (50 if args.quick else 1000)
+    repeats = args.repeats or (1 if args.quick else 5)
+    raw_commits = args.raw_commits or (200 if args.quick else 3000)
+    chunks = 2 if args.quick else 10
+    warm = (20, 100) if args.quick else (WARM_WORKFLOWS, WARM_RAW_COMMITS)
+    logging.getLogger("eddic").setLevel(logging.ERROR)
+
+    with scratch_dir(args.dir) as folder:
+        print(
+            f"eddic throughput benchmark: python {sys.version.split()[0]}, {describe_dir(folder)}"
+        )
+        print(
+            f"{workflows} workflows x {ACTIVITIES_PER_WORKFLOW} activities per eddic run, "
+            f"{raw_commits} raw commits per raw run, interleaved in {chunks} chunks; "
+            f"{repeats} repeat(s), medians quoted\n"
+        )
+        raw: dict[str, list[float]] = {s: [] for s in SYNC_SETTINGS}
+        ours: dict[str, list[dict[str, float]]] = {s: [] for s in SYNC_SETTINGS}
+        ratios: dict[str, list[float]] = {s: [] for s in SYNC_SETTINGS}
+        for rep in range(repeats):
+            for sync in SYNC_SETTINGS:
+                run = paired_run(
+                    folder, sync, workflows, raw_commits, chunks, f"{sync}-{rep}", *warm
+                )
+                rate = run["raw commits/s"]
+                raw[sync].append(rate)
+                ours[sync].append(run)
+                ratios[sync].append(run["activities/s"] / rate)
+                print(
+                    f"  repeat {rep + 1} {sync:6}: raw {rate:9,.0f} commits/s | eddic "
+                    f"{run['activities/s']:8,.0f} activities/s "
+                    f"({run['workflows/s']:6,.0f} workflows/s, "
+                    f"cpu {run['cpu ms/activity']:.3f} ms/activity) | ratio "
+                    f"{100 * run['activities/s'] / rate:5.1f} %",
+                    flush=True,
+                )
+
+        print("\nmedians")
+        for sync in SYNC_SETTINGS:
+            acts = [r["activities/s"] for r in ours[sync]]
+            wall = median([r["wall ms/activity"] for r in ours[sync]])
+            cpu = median([r["cpu ms/activity"] for r in ours[sync]])
+            ratio = median(acts) / median(raw[sync])
+            target = "  target >= 50 %: " + ("MET" if ratio >= 0.5 else "NOT MET")
+            print(f"  synchronous={sync}")
+            print(f"    raw SQLite commits/s      {spread(raw[sync])}")
+            print(f"    eddic activities/s        {spread(acts)}")
+            print(f"    eddic workflows/s         {spread([r['workflows/s'] for r in ours[sync]])}")
+            print(
+                f"    eddic per activity        wall {wall:.3f} ms, cpu {cpu:.3f} ms "
+                f"(wall - cpu = {wall - cpu:.3f} ms waiting on I/O)"
+            )
+            print(
+                f"    ratio eddic/raw           {100 * ratio:.1f} % of medians; median of paired "
+                f"ratios {100 * median(ratios[sync]):.1f} %" + (target if sync == "FULL" else "")
+            )
+            print(
+                f"    commit-bound ceiling      raw rate x 3/4 = {0.75 * median(raw[sync]):,.0f} "
+                "activities/s (4 commits per 3-activity workflow)"
+            )
+
+        costs, frames = count_costs(folder, workflows=20 if args.quick else 100)
+        raw_frames = raw_wal_frames_per_commit(folder)
+        print("\ncosts per workflow (untimed counting pass, 3 activities each)")
+        for name in ("write transactions", "commit_step calls", "read transactions"):
+            print(f"  {name:26} {costs[name]:.2f}")
+        commits = costs["write transactions"]
+        print(
+            f"  write commits per activity {commits / ACTIVITIES_PER_WORKFLOW:.2f} "
+            f"(design: 1 per activity + 1 per start = "
+            f"{(ACTIVITIES_PER_WORKFLOW + 1) / ACTIVITIES_PER_WORKFLOW:.2f})"
+        )
+        sql = {k[4:]: v for k, v in costs.items() if k.startswith("sql ")}
+        total = sum(sql.values())
+        detail = ", ".join(f"{k} {v:.1f}" for k, v in sorted(sql.items(), key=lambda kv: -kv[1]))
+        print(f"  SQL statements             {total:.1f} ({detail})")
+        print(f"  WAL frames per commit      eddic {frames:.1f}, raw single-row {raw_frames:.1f}")
+
+        if args.profile:
+            for sync in SYNC_SETTINGS:
+                count = 100 if args.quick else 500
+                profile(
+                    lambda sync=sync, count=count: eddic_run(folder, sync, count, f"prof-{sync}"),
+                    title=f"eddic_run {count} workflows, synchronous={sync}",
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
