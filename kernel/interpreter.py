@@ -279,6 +279,7 @@ class Interpreter:
         self._uuid_calls = 0
         self._unmatched: deque[_Leaf] = deque()
         self._leaves: dict[int, _Leaf] = {}  # yielded and not yet resolved (nor cancelled)
+        self._pending: list[Pending] | None = None  # memo of .pending; None when stale
         self._outstanding = 0  # leaves in _leaves that run to completion
         self._root: _Node | None = None
         self._root_leaves: list[_Leaf] = []
@@ -300,11 +301,14 @@ class Interpreter:
     @property
     def pending(self) -> list[Pending]:
         """Recorded commands awaiting a resolution, oldest first (cancelled ones excluded)."""
-        return [
-            Pending(leaf.seq, leaf.command, leaf.record)
-            for leaf in sorted(self._leaves.values(), key=lambda leaf: leaf.seq)
-            if leaf.record is not None
-        ]
+        cached = self._pending
+        if cached is None:
+            cached = self._pending = [
+                Pending(leaf.seq, leaf.command, leaf.record)
+                for leaf in sorted(self._leaves.values(), key=lambda leaf: leaf.seq)
+                if leaf.record is not None
+            ]
+        return list(cached)
 
     def command(self, seq: int) -> Command | None:
         """The command yielded (or compensation emitted) at ``seq``, while it is unresolved."""
@@ -367,6 +371,7 @@ class Interpreter:
                 )
                 leaf.record = record
                 out.append(record)
+                self._pending = None
                 if record.kind in _SELF_RESOLVING:
                     to_resolve.append(record)
             if not to_resolve:
@@ -403,6 +408,7 @@ class Interpreter:
             )
         self._unmatched.popleft()
         leaf.record = record
+        self._pending = None
         leaf.deadline = record.deadline  # replays reach the recorded deadline
         self._clock = record.at
         if self._observer is not None:
@@ -446,6 +452,7 @@ class Interpreter:
             )
         seq = record.seq
         leaf = self._leaves.pop(seq, None)
+        self._pending = None
         self._clock = record.at
         if leaf is None:
             if seq >= self._next_seq or seq < 1:
@@ -544,6 +551,7 @@ class Interpreter:
         leaf.node = None  # its outcome, when it comes, is ignored
         if leaf.kind not in _RUN_TO_COMPLETION:
             self._leaves.pop(leaf.seq, None)  # a timer or event wait: cancelled
+            self._pending = None
 
     # -- driving the generator ------------------------------------------------------------------
 
@@ -628,6 +636,7 @@ class Interpreter:
         self._next_seq += 1
         self._unmatched.append(leaf)
         self._leaves[leaf.seq] = leaf
+        self._pending = None
         if leaf.kind in _RUN_TO_COMPLETION:
             self._outstanding += 1
 

@@ -66,6 +66,8 @@ class Activity:
         params = list(self.signature.parameters.values())
         self.params = params[1:] if self.takes_ctx else params
         self.call_signature = self.signature.replace(parameters=self.params)
+        self._names = tuple(p.name for p in self.params)
+        self._simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.params)
         hints = type_hints(func)
         self.param_adapters: dict[str, TypeAdapter[Any]] = {
             p.name: adapter_for(hints.get(p.name, p.annotation)) for p in self.params
@@ -91,6 +93,8 @@ class Activity:
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name (defaults applied); ``TypeError`` when they do not fit."""
+        if self._simple and not kwargs and len(args) == len(self._names):
+            return dict(zip(self._names, args, strict=True))
         try:
             bound = self.call_signature.bind(*args, **kwargs)
         except TypeError as exc:

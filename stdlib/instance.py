@@ -42,6 +42,7 @@ class LiveInstance:
     )  # seq -> [started, failures, next_at]
     fresh: set[int] = field(default_factory=set)  # seqs decided here whose attempt 1 has not begun
     arg_errors: dict[int, str] = field(default_factory=dict)
+    written: dict[str, Any] = field(default_factory=dict)  # columns committed under this lease
 
     @classmethod
     def new(

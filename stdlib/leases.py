@@ -41,6 +41,7 @@ class LeaseKeeper:
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._next_wake = 0.0  # when the keeper thread will look again (monotonic)
 
     @contextmanager
     def holding(self, instance_id: str, owner: str, epoch: int, timeout: float) -> Iterator[None]:
@@ -54,7 +55,8 @@ class LeaseKeeper:
                     target=self._run, name="eddic-lease-keeper", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if len(self._held) == 1 or held.next_renewal < self._next_wake:
+                self._cond.notify()
         try:
             yield
         finally:
@@ -74,12 +76,14 @@ class LeaseKeeper:
                 if self._stopped:
                     return
                 if not self._held:
+                    self._next_wake = float("inf")
                     self._cond.wait()
                     continue
                 now = time.monotonic()
                 due = [h for h in self._held.values() if h.next_renewal <= now]
                 if not due:
-                    self._cond.wait(min(h.next_renewal for h in self._held.values()) - now)
+                    self._next_wake = min(h.next_renewal for h in self._held.values())
+                    self._cond.wait(self._next_wake - now)
                     continue
                 for held in due:
                     held.next_renewal = now + held.timeout / 3

@@ -161,7 +161,8 @@ class App:
             step = self._worker._step(live, live.interp.decide(), {}, now)
             self.storage.write_step(db, step, now)
         self._worker._after_commit(live, step)
-        self._worker._drive(live)
+        if not step.release:  # released: it waits; driving it would park it again
+            self._worker._drive(live)
         return iid
 
     def _validate_input(self, wf: Workflow[Any], input: Any) -> tuple[Any, Any]:

@@ -42,24 +42,13 @@ def _create_v1(db: sqlite_utils.Database) -> None:
         defaults={"lock_epoch": 0, "last_pos": 0},
     )
     db.table("instances").create_index(["status"], index_name="instances_by_status")
-    db.table("instances").create_index(["wake_at"], index_name="instances_by_wake_at")
+    db.execute("CREATE INDEX instances_by_wake_at ON instances (wake_at) WHERE wake_at IS NOT NULL")
     db.table("instances").create_index(["workflow_name"], index_name="instances_by_workflow")
-    db.table("history").create(
-        {
-            "instance_id": str,
-            "pos": int,
-            "seq": int,
-            "record": str,
-            "kind": str,
-            "name": str,
-            "args": str,
-            "at": str,
-            "deadline": str,
-            "value": str,
-            "failure": str,
-        },
-        pk=("instance_id", "pos"),
-        not_null={"seq", "record", "at"},
+    db.execute(
+        "CREATE TABLE history (instance_id TEXT NOT NULL, pos INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL, record TEXT NOT NULL, kind TEXT, name TEXT, args TEXT, "
+        "at TEXT NOT NULL, deadline TEXT, value TEXT, failure TEXT, "
+        "PRIMARY KEY (instance_id, pos)) WITHOUT ROWID"
     )
     db.table("attempts").create(
         {

@@ -97,6 +97,7 @@ class Worker:
                 self._park_broken(instance_id, exc, now)
                 return 0
         live.epoch = epoch
+        live.written = {}
         self._drive(live)
         return 1
 
@@ -160,6 +161,7 @@ class Worker:
                     return
                 self._cache.pop(live.instance_id, None)
                 live.epoch = got[0]
+                live.written = {}
         except LeaseLost as exc:
             log.warning("%s", exc)
             self._cache.pop(live.instance_id, None)
@@ -340,12 +342,17 @@ class Worker:
             if not step.release:
                 columns["lock_expires_at"] = to_text(now + timedelta(seconds=live.lock_timeout))
         columns["retry_after"] = None
+        if not step.release and live.written:
+            for name in ("status", "wake_at", "retry_after"):
+                if name in columns and live.written.get(name, columns) == columns[name]:
+                    del columns[name]
         step.columns = columns
 
     def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
         return {"lock_expires_at": to_text(now + timedelta(seconds=live.lock_timeout))}
 
     def _after_commit(self, live: LiveInstance, step: StepWrite) -> None:
+        live.written.update(step.columns)
         live.waits.difference_update(step.waits_removed)
         live.waits.update(seq for seq, _t, _d in step.waits_added)
         if live.interp.finished:
