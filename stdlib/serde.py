@@ -78,8 +78,12 @@ def from_jsonable(data: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> 
         ) from None
 
 
+# One encoder for every dump: json.dumps with non-default options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(data)
 
 
 def loads(text: str | None) -> Any:
