@@ -106,28 +106,23 @@ def build(history: Iterable[Mapping[str, Any]], *, status: str) -> list[Entry]:
 
 def _entry(row: Mapping[str, Any], outcome: Mapping[str, Any] | None, moved_on: bool) -> Entry:
     kind = str(row["kind"])
+    common: dict[str, Any] = {
+        "seq": int(row["seq"]),
+        "kind": kind,
+        "name": str(row["name"]),
+        "args": row["args"],
+        "scheduled_at": row["at"],
+        "deadline": row["deadline"],
+    }
     if outcome is not None:
         ok, bad = _ENDINGS.get(kind, ("resolved", "failed"))
         failure = outcome["failure"]
         return Entry(
-            seq=int(row["seq"]),
-            kind=kind,
-            name=str(row["name"]),
-            args=row["args"],
-            scheduled_at=row["at"],
-            deadline=row["deadline"],
+            **common,
             state=bad if failure is not None else ok,
             resolved_at=outcome["at"],
             value=outcome["value"],
             failure=failure,
         )
     state = "running" if kind in _RUNS else "cancelled" if moved_on else "waiting"
-    return Entry(
-        seq=int(row["seq"]),
-        kind=kind,
-        name=str(row["name"]),
-        args=row["args"],
-        scheduled_at=row["at"],
-        deadline=row["deadline"],
-        state=state,
-    )
+    return Entry(**common, state=state)
