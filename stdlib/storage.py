@@ -113,11 +113,9 @@ class Storage:
         if self._opened:
             return
         if not self.memory:
-            self._check_file()
-        db = self._db()
-        with self.transaction() as tx:
-            self._migrate(tx)
-        del db
+            self._check_file()  # before any pragma: switching to WAL rewrites the header
+        with self.transaction() as db:
+            self._migrate(db)
         self._opened = True
 
     def _check_file(self) -> None:
