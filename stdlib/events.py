@@ -79,9 +79,7 @@ def resolve_due(worker: Worker, live: LiveInstance, now: datetime) -> StepWrite 
     step = worker._step(live, [resolved, *live.interp.decide()], {seq: json_value}, now)
     if consumed is not None:
         step.mailbox_consumed.append(consumed)
-    worker.storage.commit_step(step, now)
-    worker._after_commit(live, step)
-    return step
+    return worker._commit(live, step, now)
 
 
 def send_event(

@@ -175,9 +175,7 @@ class Worker:
         self._fill_state(live, step, now)
         step.release = True
         step.columns.pop("lock_expires_at", None)
-        self.storage.commit_step(step, now)
-        self._after_commit(live, step)
-        return step
+        return self._commit(live, step, now)
 
     def _runnable(self, live: LiveInstance, now: datetime) -> Any:
         for p in live.interp.pending:
@@ -255,12 +253,14 @@ class Worker:
         if seq in live.attempts:
             del live.attempts[seq]
             step.attempts_done.append(seq)
-        self.storage.commit_step(step, now)
-        self._after_commit(live, step)
-        return step
+        return self._commit(live, step, now)
 
     def _finish_step(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
         self._fill_state(live, step, now)
+        return self._commit(live, step, now)
+
+    def _commit(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
+        """Commit one step (fenced; ``LeaseLost`` writes nothing) and update the live state."""
         self.storage.commit_step(step, now)
         self._after_commit(live, step)
         return step
@@ -340,7 +340,7 @@ class Worker:
             due = wake is not None and wake <= now
             step.release = self._runnable(live, now) is None and not due
             if not step.release:
-                columns["lock_expires_at"] = to_text(now + timedelta(seconds=live.lock_timeout))
+                columns.update(self._lease_columns(live, now))
         columns["retry_after"] = None
         if not step.release and live.written:
             for name in ("status", "wake_at", "retry_after"):
