@@ -20,10 +20,10 @@ from .decorators import Workflow
 from .kernel import InstanceNotFound
 from .outbox import select_outbox
 from .replay import Replay
-from .schema import SCHEMA_VERSION
 from .storage import (
     Storage,
     StorageError,
+    check_schema,
     decoded_history,
     parse_db_url,
     public_instance,
@@ -49,19 +49,13 @@ class ReadOnlyDatabase:
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise StorageError(f"{path!r} is not a readable SQLite database ({exc})") from None
-        if "eddic_meta" not in tables:
+        try:
+            check_schema(conn, path, allow_empty=False)
+        except StorageError:
             conn.close()
-            raise StorageError(f"{path!r} is not an eddic database (it has no eddic_meta table)")
-        row = conn.execute("SELECT value FROM eddic_meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            conn.close()
-            raise StorageError(
-                f"{path!r} has eddic schema version {row[0]}, newer than this eddic understands "
-                f"({SCHEMA_VERSION}); upgrade eddic"
-            )
+            raise
         self.db = sqlite_utils.Database(conn)
         self._storage = Storage(db_url)  # never opened: only its row readers are used
 

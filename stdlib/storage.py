@@ -139,29 +139,9 @@ class Storage:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {path!r}: {exc}") from None
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if tables and "eddic_meta" not in tables:
-                raise StorageError(
-                    f"{path!r} is an SQLite database but not an eddic one (it holds "
-                    f"{', '.join(sorted(tables)[:5])}); it was left untouched"
-                )
-            version = None
-            if tables:
-                row = conn.execute(
-                    "SELECT value FROM eddic_meta WHERE key = 'schema_version'"
-                ).fetchone()
-                version = int(row[0]) if row else None
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(
-                f"{path!r} is corrupt or unreadable ({exc}); it was left untouched"
-            ) from None
+            check_schema(conn, path, allow_empty=True)
         finally:
             conn.close()
-        if version is not None and version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{path!r} has eddic schema version {version}, newer than this eddic "
-                f"understands ({SCHEMA_VERSION}); upgrade eddic. It was left untouched"
-            )
         if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
             raise StorageError(
                 f"{path!r} is read-only (eddic needs to write it and its -wal/-shm files beside it)"
@@ -493,6 +473,33 @@ def _nothing() -> Iterator[None]:
 
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+def check_schema(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> int | None:
+    """The eddic schema version of an open database; ``StorageError`` when it is not eddic's,
+    is corrupt, or is newer than this eddic. ``None`` for an empty file when ``allow_empty``."""
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if not tables and allow_empty:
+            return None
+        if "eddic_meta" not in tables:
+            held = f"it holds {', '.join(sorted(tables)[:5])}" if tables else "it is empty"
+            raise StorageError(
+                f"{path!r} is an SQLite database but not an eddic one ({held}); "
+                "it was left untouched"
+            )
+        row = conn.execute("SELECT value FROM eddic_meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"{path!r} is corrupt or unreadable ({exc}); it was left untouched"
+        ) from None
+    version = int(row[0]) if row else None
+    if version is not None and version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path!r} has eddic schema version {version}, newer than this eddic "
+            f"understands ({SCHEMA_VERSION}); upgrade eddic. It was left untouched"
+        )
+    return version
 
 
 def select_instances(
