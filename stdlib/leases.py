@@ -2,9 +2,11 @@
 
 A worker renews its lease at every commit. An activity body can outlast the lease, so while one
 runs, a keeper thread renews the lease every third of its timeout. The thread is started the
-first time an activity runs, sleeps while none is running, runs no user code, and stops with
-``App.shutdown()``. A renewal that finds the lease taken over stops renewing; the step's commit
-then fails its fencing check and records nothing.
+first time an activity runs, runs no user code, and stops with ``App.shutdown()``. While no
+activity runs it looks once per third of the shortest timeout it has seen, so that a short
+activity never has to wake it (a thread switch per step costs more than the rest of the step).
+A renewal that finds the lease taken over stops renewing; the step's commit then fails its
+fencing check and records nothing.
 """
 
 from __future__ import annotations
@@ -41,27 +43,40 @@ class LeaseKeeper:
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self._next_wake = 0.0  # when the keeper thread will look again (monotonic)
+        # When the keeper thread looks next (monotonic). It stays finite while idle (a third of
+        # the shortest timeout seen), so a new hold wakes the thread only when it needs renewing
+        # sooner than that: waking it on every activity costs a thread switch per step.
+        self._next_wake = 0.0
+        self._period = float("inf")
 
-    @contextmanager
-    def holding(self, instance_id: str, owner: str, epoch: int, timeout: float) -> Iterator[None]:
-        """Renew ``instance_id``'s lease while the block runs."""
+    def hold(self, instance_id: str, owner: str, epoch: int, timeout: float) -> int:
+        """Start renewing ``instance_id``'s lease; returns a token for :meth:`release`."""
         token = next(self._tokens)
         held = _Held(instance_id, owner, epoch, timeout, time.monotonic() + timeout / 3)
         with self._cond:
             self._held[token] = held
+            self._period = min(self._period, timeout / 3)
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(
                     target=self._run, name="eddic-lease-keeper", daemon=True
                 )
                 self._thread.start()
-            if len(self._held) == 1 or held.next_renewal < self._next_wake:
+            elif held.next_renewal < self._next_wake:
                 self._cond.notify()
+        return token
+
+    def release(self, token: int) -> None:
+        with self._cond:
+            del self._held[token]
+
+    @contextmanager
+    def holding(self, instance_id: str, owner: str, epoch: int, timeout: float) -> Iterator[None]:
+        """Renew ``instance_id``'s lease while the block runs."""
+        token = self.hold(instance_id, owner, epoch, timeout)
         try:
             yield
         finally:
-            with self._cond:
-                del self._held[token]
+            self.release(token)
 
     def stop(self) -> None:
         with self._cond:
@@ -75,15 +90,14 @@ class LeaseKeeper:
             with self._cond:
                 if self._stopped:
                     return
-                if not self._held:
-                    self._next_wake = float("inf")
-                    self._cond.wait()
-                    continue
                 now = time.monotonic()
                 due = [h for h in self._held.values() if h.next_renewal <= now]
                 if not due:
-                    self._next_wake = min(h.next_renewal for h in self._held.values())
-                    self._cond.wait(self._next_wake - now)
+                    wake = min(
+                        (h.next_renewal for h in self._held.values()), default=now + self._period
+                    )
+                    self._next_wake = wake
+                    self._cond.wait(wake - now)
                     continue
                 for held in due:
                     held.next_renewal = now + held.timeout / 3

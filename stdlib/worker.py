@@ -216,10 +216,13 @@ class Worker:
             error = SerializationError(live.arg_errors[seq])
             outcome = None
         else:
-            with self._keeper.holding(
+            token = self._keeper.hold(
                 live.instance_id, self.worker_id, live.epoch, live.lock_timeout
-            ):
+            )
+            try:
                 outcome = run_attempt(act, pending.command, ctx)
+            finally:
+                self._keeper.release(token)
             error = outcome.error  # type: ignore[assignment]
         now = utcnow()
         failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)
