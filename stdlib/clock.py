@@ -18,7 +18,21 @@ def to_text(when: datetime | None) -> str | None:
     """A UTC time as fixed-width ISO text, so that text order is time order in SQL."""
     if when is None:
         return None
-    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    last = _last_text
+    if last[0] is when:  # one step writes its ``now`` several times
+        return last[1]
+    utc = when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc)
+    text = utc.isoformat(timespec="microseconds")
+    _remember(when, text)
+    return text
+
+
+_last_text: tuple[datetime | None, str] = (None, "")
+
+
+def _remember(when: datetime, text: str) -> None:
+    global _last_text
+    _last_text = (when, text)
 
 
 def from_text(text: str | None) -> datetime | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .clock import from_text, to_text
 from .context import WorkflowContext
@@ -26,6 +26,13 @@ from .kernel import (
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 
 _RUNS = ("activity", "compensation")
+
+
+class Survey(NamedTuple):
+    status: str
+    wake_at: datetime | None  # earliest deadline or backoff end
+    runnable: bool  # an activity or compensation may run now
+    events: dict[int, Any]  # seq -> pending WaitEvent
 
 
 @dataclass
@@ -66,27 +73,50 @@ class LiveInstance:
 
     # -- state --
 
-    def status(self, now: datetime) -> str:
+    def survey(self, now: datetime) -> Survey:
+        """Status, earliest wake time, runnable work and event waits, in one pass."""
         interp = self.interp
-        if interp.phase is Phase.COMPLETED:
-            return "completed"
-        if interp.phase is Phase.FAILED:
-            return "failed"
-        if interp.phase is Phase.COMPENSATING:
-            return "compensating"
-        kinds = set()
+        attempts = self.attempts
+        run = timer = False
+        wake: datetime | None = None
+        events: dict[int, Any] = {}
         for p in interp.pending:
-            if p.kind in _RUNS:
-                kinds.add("backoff" if self.backoff_until(p.seq, now) else "run")
+            kind = p.kind
+            if kind in _RUNS:
+                state = attempts.get(p.seq)
+                backoff = None if state is None else state[2]
+                if backoff is None or backoff <= now:
+                    run = True
+                else:
+                    timer = True
+                if backoff is not None and (wake is None or backoff < wake):
+                    wake = backoff
+            elif kind == "event":
+                events[p.seq] = p
             else:
-                kinds.add(p.kind)
-        if "run" in kinds:
-            return "running"
-        if "event" in kinds:
-            return "waiting_for_event"
-        if kinds & {"timer", "backoff"}:
-            return "waiting_for_timer"
-        return "running"
+                timer = True
+            deadline = p.deadline
+            if deadline is not None and (wake is None or deadline < wake):
+                wake = deadline
+        phase = interp.phase
+        if phase is Phase.COMPLETED:
+            status = "completed"
+        elif phase is Phase.FAILED:
+            status = "failed"
+        elif phase is Phase.COMPENSATING:
+            status = "compensating"
+        elif run:
+            status = "running"
+        elif events:
+            status = "waiting_for_event"
+        elif timer:
+            status = "waiting_for_timer"
+        else:
+            status = "running"
+        return Survey(status, wake, run, events)
+
+    def status(self, now: datetime) -> str:
+        return self.survey(now).status
 
     def backoff_until(self, seq: int, now: datetime) -> datetime | None:
         state = self.attempts.get(seq)
@@ -94,11 +124,6 @@ class LiveInstance:
             return None
         when: datetime = state[2]
         return when if when > now else None
-
-    def wake_at(self) -> datetime | None:
-        times = [p.deadline for p in self.interp.pending if p.deadline is not None]
-        times.extend(s[2] for s in self.attempts.values() if s[2] is not None)
-        return min(times) if times else None
 
     # -- records <-> rows --
 

@@ -310,9 +310,9 @@ class Worker:
 
     def _fill_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
         interp = live.interp
-        status = live.status(now)
+        survey = live.survey(now)
         columns: dict[str, Any] = {
-            "status": status,
+            "status": survey.status,
             "updated_at": to_text(now),
             "last_pos": live.pos,
         }
@@ -329,25 +329,28 @@ class Worker:
         elif interp.phase is Phase.FAILED:
             assert interp.error is not None
             columns["error"] = dumps(_error_json(interp.error, interp.compensation_errors))
-        waits = {p.seq: p for p in interp.pending if p.kind == "event"}
-        step.waits_added = [
-            (seq, p.name, to_text(p.deadline)) for seq, p in waits.items() if seq not in live.waits
-        ]
-        step.waits_removed = [seq for seq in live.waits if seq not in waits]
+        waits = survey.events
+        if waits or live.waits:
+            step.waits_added = [
+                (seq, p.name, to_text(p.deadline))
+                for seq, p in waits.items()
+                if seq not in live.waits
+            ]
+            step.waits_removed = [seq for seq in live.waits if seq not in waits]
         if interp.finished:
             columns["wake_at"] = None
             step.release = True
         else:
-            wake = live.wake_at()
+            wake = survey.wake_at
             columns["wake_at"] = to_text(wake)
-            due = wake is not None and wake <= now
-            step.release = self._runnable(live, now) is None and not due
+            step.release = not survey.runnable and (wake is None or wake > now)
             if not step.release:
                 columns.update(self._lease_columns(live, now))
         columns["retry_after"] = None
         if not step.release and live.written:
+            written = live.written
             for name in ("status", "wake_at", "retry_after"):
-                if name in columns and live.written.get(name, columns) == columns[name]:
+                if name in written and written[name] == columns[name]:
                     del columns[name]
         step.columns = columns
 
