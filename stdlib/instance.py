@@ -15,6 +15,7 @@ from .context import WorkflowContext
 from .decorators import Activity, Workflow, find_activity
 from .kernel import (
     CallActivity,
+    EddicError,
     Event,
     Failure,
     Interpreter,
@@ -23,6 +24,7 @@ from .kernel import (
     Resolved,
     Scheduled,
 )
+from .schema import MAX_POS, POS_BITS
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 
 _RUNS = ("activity", "compensation")
@@ -42,6 +44,7 @@ class LiveInstance:
     interp: Interpreter
     epoch: int
     lock_timeout: float
+    key: int = 0  # the instance's ikey: history ids are key << POS_BITS | pos
     pos: int = 0  # history rows written so far
     waits: set[int] = field(default_factory=set)  # seqs present in event_waits
     attempts: dict[int, list[Any]] = field(
@@ -131,6 +134,12 @@ class LiveInstance:
         """History rows for new records; ``values`` holds the JSON of values fed by the runtime."""
         out: list[tuple[Any, ...]] = []
         iid = self.instance_id
+        base = self.key << POS_BITS
+        if self.pos + len(records) > MAX_POS:
+            raise EddicError(
+                f"instance {iid!r} would record more than {MAX_POS} history records; "
+                "split the work into several instances"
+            )
         for record in records:
             self.pos += 1
             if isinstance(record, Scheduled):
@@ -139,6 +148,7 @@ class LiveInstance:
                     self.fresh.add(record.seq)
                 out.append(
                     (
+                        base | self.pos,
                         iid,
                         self.pos,
                         record.seq,
@@ -161,6 +171,7 @@ class LiveInstance:
                 failure = record.failure
                 out.append(
                     (
+                        base | self.pos,
                         iid,
                         self.pos,
                         record.seq,

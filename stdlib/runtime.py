@@ -140,7 +140,7 @@ class App:
                         f"{existing['workflow_name']!r}, not {wf.name!r}"
                     )
                 return iid
-            self.storage.insert_instance(
+            live.key = self.storage.insert_instance(
                 db,
                 {
                     "instance_id": iid,

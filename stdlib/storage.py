@@ -23,7 +23,7 @@ import sqlite_utils
 
 from .clock import from_text, to_text
 from .kernel import EddicError, InstanceNotFound
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .serde import loads
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -58,7 +58,7 @@ class StepWrite:
     instance_id: str
     owner: str
     epoch: int
-    history: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)  # (id, *HISTORY_FIELDS)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
     waits_added: list[tuple[int, str, str | None]] = field(default_factory=list)
     waits_removed: list[int] = field(default_factory=list)
@@ -85,6 +85,7 @@ HISTORY_FIELDS = (
     "failure",
 )
 _HISTORY_COLUMNS = ", ".join(HISTORY_FIELDS)
+_HISTORY_SELECT = ", ".join(f"h.{name}" for name in HISTORY_FIELDS)
 
 
 class Storage:
@@ -243,11 +244,15 @@ class Storage:
 
     # -- instances --
 
-    def insert_instance(self, db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+    def insert_instance(self, db: sqlite_utils.Database, row: dict[str, Any]) -> int:
+        """Insert a new instance; returns its key (``ikey``, the high bits of its history ids)."""
         # Plain SQL: Table.insert() introspects the table on every call, a third of a start.
         names = ", ".join(row)
         marks = ", ".join("?" * len(row))
-        db.execute(f"INSERT INTO instances ({names}) VALUES ({marks})", list(row.values()))
+        cursor = db.execute(f"INSERT INTO instances ({names}) VALUES ({marks})", list(row.values()))
+        key = cursor.lastrowid
+        assert key is not None
+        return key
 
     def instance_row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any] | None:
         cursor = db.execute("SELECT * FROM instances WHERE instance_id = ?", [instance_id])
@@ -275,8 +280,11 @@ class Storage:
             return select_instances(db, statuses=statuses, workflow=workflow, limit=limit)
 
     def history_rows(self, db: sqlite_utils.Database, instance_id: str) -> list[tuple[Any, ...]]:
+        # One instance's rows are the id range [ikey << POS_BITS, (ikey + 1) << POS_BITS).
         return db.execute(
-            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE instance_id = ? ORDER BY pos",
+            f"SELECT {_HISTORY_SELECT} FROM instances i JOIN history h "
+            f"ON h.id >= i.ikey << {POS_BITS} AND h.id <= (i.ikey << {POS_BITS}) | {MAX_POS} "
+            "WHERE i.instance_id = ? ORDER BY h.id",
             [instance_id],
         ).fetchall()
 
@@ -354,7 +362,7 @@ class Storage:
         conn = db.conn
         if step.history:
             conn.executemany(
-                f"INSERT INTO history ({_HISTORY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO history (id, {_HISTORY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 step.history,
             )
         if step.outbox:

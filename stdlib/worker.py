@@ -118,6 +118,7 @@ class Worker:
             epoch=epoch,
             lock_timeout=row["lock_timeout_seconds"] or self.default_lock_timeout_seconds,
         )
+        live.key = row["ikey"]
         with self.storage.reading() as db:
             rows = self.storage.history_rows(db, iid)
             attempts = self.storage.attempts_of(db, iid)
