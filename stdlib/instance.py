@@ -53,6 +53,7 @@ class LiveInstance:
     fresh: set[int] = field(default_factory=set)  # seqs decided here whose attempt 1 has not begun
     arg_errors: dict[int, str] = field(default_factory=dict)
     written: dict[str, Any] = field(default_factory=dict)  # columns committed under this lease
+    lease_until: datetime | None = None  # lock_expires_at as last written by this worker
 
     @classmethod
     def new(

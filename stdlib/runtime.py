@@ -131,6 +131,7 @@ class App:
             epoch=1,
             lock_timeout=timeout or self.default_lock_timeout_seconds,
         )
+        live.lease_until = now + timedelta(seconds=live.lock_timeout)
         with self.storage.transaction() as db:
             existing = self.storage.instance_row(db, iid)
             if existing is not None:
@@ -154,7 +155,7 @@ class App:
                     "lock_timeout_seconds": timeout,
                     "lock_owner": self.worker_id,
                     "lock_epoch": 1,
-                    "lock_expires_at": to_text(now + timedelta(seconds=live.lock_timeout)),
+                    "lock_expires_at": to_text(live.lease_until),
                     "last_pos": 0,
                 },
             )

@@ -348,13 +348,23 @@ class Storage:
         if step.release:
             columns["lock_owner"] = None
             columns["lock_expires_at"] = None
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-        cursor = db.execute(
-            f"UPDATE instances SET {assignments} "
-            "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
-            [*columns.values(), step.instance_id, step.owner, step.epoch],
-        )
-        if cursor.rowcount != 1:
+        fence = [step.instance_id, step.owner, step.epoch]
+        if columns:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            held = db.execute(
+                f"UPDATE instances SET {assignments} "
+                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                [*columns.values(), *fence],
+            ).rowcount
+        else:
+            held = len(
+                db.execute(
+                    "SELECT 1 FROM instances "
+                    "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                    fence,
+                ).fetchall()
+            )
+        if held != 1:
             raise LeaseLost(
                 f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
                 f"{step.epoch}); another worker took it over, so this step was not recorded"

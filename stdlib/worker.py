@@ -98,6 +98,7 @@ class Worker:
                 return 0
         live.epoch = epoch
         live.written = {}
+        live.lease_until = None  # renewed by the first step
         self._drive(live)
         return 1
 
@@ -163,6 +164,7 @@ class Worker:
                 self._cache.pop(live.instance_id, None)
                 live.epoch = got[0]
                 live.written = {}
+                live.lease_until = None
         except LeaseLost as exc:
             log.warning("%s", exc)
             self._cache.pop(live.instance_id, None)
@@ -356,7 +358,14 @@ class Worker:
         step.columns = columns
 
     def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
-        return {"lock_expires_at": to_text(now + timedelta(seconds=live.lock_timeout))}
+        """Renew the lease, unless more than two thirds of it are left (most steps of a run)."""
+        timeout = live.lock_timeout
+        until = live.lease_until
+        if until is not None and (until - now).total_seconds() > timeout * (2 / 3):
+            return {}
+        until = now + timedelta(seconds=timeout)
+        live.lease_until = until
+        return {"lock_expires_at": to_text(until)}
 
     def _after_commit(self, live: LiveInstance, step: StepWrite) -> None:
         live.written.update(step.columns)
@@ -364,7 +373,7 @@ class Worker:
         live.waits.update(seq for seq, _t, _d in step.waits_added)
         if live.interp.finished:
             self._cache.pop(live.instance_id, None)
-            if step.outbox:
+            if step.outbox and not self._wake.is_set():
                 self._wake.set()  # a serving loop relays the new outbox rows
             return
         if step.release:
@@ -372,7 +381,8 @@ class Worker:
             self._cache.move_to_end(live.instance_id)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
 
 def _error_json(error: BaseException, compensation_errors: list[Failure]) -> dict[str, Any]:

@@ -192,3 +192,42 @@ def test_the_lease_is_renewed_while_a_long_activity_runs(db_path: Path) -> None:
         iid = app.start(lease_long, input=0.5)
         assert app.result(iid) == "slow done"
     assert len(renewals) >= 2  # every 0.1 s over 0.5 s
+
+
+lease_left: list[float] = []
+_lease_app: list[App] = []
+_lease_clock: list[object] = []
+
+
+@activity
+def lease_look(ctx: ActivityContext) -> None:
+    """Note how much of the lease is left as this step starts, then let 0.6 s pass."""
+    with _lease_app[0].storage.reading() as db:
+        row = db.execute(
+            "SELECT lock_expires_at FROM instances WHERE instance_id = ?", [ctx.instance_id]
+        ).fetchone()
+    expires = datetime.fromisoformat(row[0])
+    lease_left.append((expires - datetime.now(timezone.utc)).total_seconds())
+    _lease_clock[0].tick(timedelta(seconds=0.6))  # type: ignore[attr-defined]
+
+
+@workflow(lock_timeout_seconds=3)
+def lease_many_steps(ctx: WorkflowContext, steps: int) -> int:
+    for _ in range(steps):
+        yield lease_look()
+    return steps
+
+
+def test_every_step_starts_with_more_than_a_third_of_the_lease_left(app: App) -> None:
+    # Steps renew the lease only when less than two thirds of it is left; with 0.6 s per step
+    # and a 3 s lease, a run that never renewed would lose it at the sixth step.
+    lease_left.clear()
+    with freeze_time(T0) as clock:
+        _lease_app[:] = [app]
+        _lease_clock[:] = [clock]
+        iid = app.start(lease_many_steps, input=8)
+        assert app.result(iid) == 8
+    assert len(lease_left) == 8
+    assert min(lease_left) > 1.0, lease_left
+    assert max(lease_left) <= 3.0
+    assert len(set(lease_left)) > 1  # not renewed at every step: it is left to run down
