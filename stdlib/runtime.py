@@ -156,7 +156,6 @@ class App:
                     "lock_owner": self.worker_id,
                     "lock_epoch": 1,
                     "lock_expires_at": to_text(live.lease_until),
-                    "last_pos": 0,
                 },
             )
             step = self._worker._step(live, live.interp.decide(), {}, now)

@@ -316,7 +316,14 @@ class Storage:
                 "WHERE instance_id = ?",
                 [owner, epoch, to_text(now + _seconds(timeout)), instance_id],
             )
-            row.update(lock_owner=owner, lock_epoch=epoch)
+            last = db.execute(
+                "SELECT MAX(id) FROM history WHERE id BETWEEN ? AND ?",
+                [row["ikey"] << POS_BITS, row["ikey"] << POS_BITS | MAX_POS],
+            ).fetchone()[0]
+            # Not a column: the number of history rows, for the worker's cache check.
+            row.update(
+                lock_owner=owner, lock_epoch=epoch, last_pos=0 if last is None else last & MAX_POS
+            )
             return epoch, row
 
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:

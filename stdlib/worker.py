@@ -314,11 +314,7 @@ class Worker:
     def _fill_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
         interp = live.interp
         survey = live.survey(now)
-        columns: dict[str, Any] = {
-            "status": survey.status,
-            "updated_at": to_text(now),
-            "last_pos": live.pos,
-        }
+        columns: dict[str, Any] = {"status": survey.status}
         if interp.phase is Phase.COMPLETED:
             try:
                 adapter = live.workflow.result_adapter
@@ -351,10 +347,14 @@ class Worker:
                 columns.update(self._lease_columns(live, now))
         columns["retry_after"] = None
         if not step.release and live.written:
+            # Most steps change none of these: the commit then appends history and leaves the
+            # instance's row (and its page in the WAL) alone; the lease check is a read.
             written = live.written
             for name in ("status", "wake_at", "retry_after"):
                 if name in written and written[name] == columns[name]:
                     del columns[name]
+        if step.release or columns.keys() - {"lock_expires_at"}:
+            columns["updated_at"] = to_text(now)
         step.columns = columns
 
     def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
