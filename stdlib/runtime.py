@@ -132,34 +132,33 @@ class App:
             lock_timeout=timeout or self.default_lock_timeout_seconds,
         )
         live.lease_until = now + timedelta(seconds=live.lock_timeout)
-        with self.storage.transaction() as db:
-            existing = self.storage.instance_row(db, iid)
-            if existing is not None:
-                if existing["workflow_name"] != wf.name:
-                    raise InstanceExists(
-                        f"instance {iid!r} already exists and runs workflow "
-                        f"{existing['workflow_name']!r}, not {wf.name!r}"
-                    )
-                return iid
-            live.key = self.storage.insert_instance(
-                db,
-                {
-                    "instance_id": iid,
-                    "workflow_name": wf.name,
-                    "status": "running",
-                    "input_data": dumps(input_json),
-                    "created_at": to_text(now),
-                    "updated_at": to_text(now),
-                    "started_at": to_text(now),
-                    "service_name": self.service_name,
-                    "lock_timeout_seconds": timeout,
-                    "lock_owner": self.worker_id,
-                    "lock_epoch": 1,
-                    "lock_expires_at": to_text(live.lease_until),
-                },
-            )
-            step = self._worker._step(live, live.interp.decide(), {}, now)
-            self.storage.write_step(db, step, now)
+        # The workflow runs to its first command outside the write transaction, which may be
+        # shared with other threads' steps (group commit) and should hold no user code.
+        step = self._worker._step(live, live.interp.decide(), {}, now)
+        row = {
+            "instance_id": iid,
+            "workflow_name": wf.name,
+            "status": "running",
+            "input_data": dumps(input_json),
+            "created_at": to_text(now),
+            "updated_at": to_text(now),
+            "started_at": to_text(now),
+            "service_name": self.service_name,
+            "lock_timeout_seconds": timeout,
+            "lock_owner": self.worker_id,
+            "lock_epoch": 1,
+            "lock_expires_at": to_text(live.lease_until),
+        }
+        storage = self.storage
+        taken, live.key = storage.commits.run(
+            lambda db: storage.create_instance(db, row, step, now)
+        )
+        if taken is not None:
+            if taken != wf.name:
+                raise InstanceExists(
+                    f"instance {iid!r} already exists and runs workflow {taken!r}, not {wf.name!r}"
+                )
+            return iid
         self._worker._after_commit(live, step)
         if not step.release:  # released: it waits; driving it would park it again
             self._worker._drive(live)

@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from .clock import from_text, to_text
+from .commits import GroupCommit
 from .kernel import EddicError, InstanceNotFound
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .serde import loads
@@ -104,6 +105,9 @@ class Storage:
         self._local = threading.local()
         self._shared: sqlite_utils.Database | None = None
         self._lock = threading.RLock()  # serialises the shared :memory: connection
+        # In-process writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
+        self._write_lock = threading.Lock()
+        self.commits = GroupCommit(self)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
 
@@ -190,7 +194,7 @@ class Storage:
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """One unit of work: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
-        with self._lock if self.memory else _nothing():
+        with self._lock if self.memory else self._write_lock:
             db = self._db()
             self._begin(db)
             try:
@@ -346,15 +350,34 @@ class Storage:
     # -- steps --
 
     def commit_step(self, step: StepWrite, now: datetime) -> None:
-        """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
-        with self.transaction() as db:
-            self.write_step(db, step, now)
+        """Write one step atomically, or raise ``LeaseLost`` and write nothing.
+
+        Steps committed concurrently by other threads may share the transaction (``commits``).
+        """
+        self.commits.run(lambda db: self.write_step(db, step, now))
+
+    def create_instance(
+        self, db: sqlite_utils.Database, row: dict[str, Any], step: StepWrite, now: datetime
+    ) -> tuple[str | None, int]:
+        """Insert a new instance and its first step: ``(None, key)``. For an id already taken,
+        write nothing and return ``(its workflow name, 0)``.
+
+        The step's history ids were built before the instance had a key; they get it here.
+        """
+        taken = db.execute(
+            "SELECT workflow_name FROM instances WHERE instance_id = ?", [row["instance_id"]]
+        ).fetchone()
+        if taken is not None:
+            return taken[0], 0
+        key = self.insert_instance(db, {**row, **_step_columns(step)})
+        base = key << POS_BITS
+        step.history = [(base | r[0], *r[1:]) for r in step.history]
+        self._write_rows(db, step, now)
+        return None, key
 
     def write_step(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
-        columns = dict(step.columns)
-        if step.release:
-            columns["lock_owner"] = None
-            columns["lock_expires_at"] = None
+        """The step's instance columns, fenced by its lease epoch, then its rows."""
+        columns = _step_columns(step)
         fence = [step.instance_id, step.owner, step.epoch]
         if columns:
             assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -376,6 +399,9 @@ class Storage:
                 f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
                 f"{step.epoch}); another worker took it over, so this step was not recorded"
             )
+        self._write_rows(db, step, now)
+
+    def _write_rows(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
         conn = db.conn
         if step.history:
             conn.executemany(
@@ -494,6 +520,14 @@ class Storage:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _step_columns(step: StepWrite) -> dict[str, Any]:
+    columns = dict(step.columns)
+    if step.release:
+        columns["lock_owner"] = None
+        columns["lock_expires_at"] = None
+    return columns
 
 
 def _seconds(value: float) -> timedelta:

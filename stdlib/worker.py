@@ -58,6 +58,7 @@ class Worker:
         self.recovery_interval_seconds = recovery_interval_seconds
         self._cache: OrderedDict[str, LiveInstance] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
         self._skip_until: dict[str, datetime] = {}  # unregistered workflows: not a hot loop
         self._keeper = LeaseKeeper(storage)
         self._wake = wake
@@ -377,10 +378,12 @@ class Worker:
                 self._wake.set()  # a serving loop relays the new outbox rows
             return
         if step.release:
-            self._cache[live.instance_id] = live
-            self._cache.move_to_end(live.instance_id)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            with self._cache_lock:  # start() may run in several threads at once
+                cache = self._cache
+                cache.pop(live.instance_id, None)
+                cache[live.instance_id] = live
+                while len(cache) > self._cache_size:
+                    cache.popitem(last=False)
         if not self._wake.is_set():
             self._wake.set()
 
