@@ -7,7 +7,9 @@ becomes the leader and commits everything queued meanwhile in one ``BEGIN IMMEDI
 transaction, each piece of work in its own savepoint. So:
 
 - every piece of work is atomic on its own: one that raises (a lost lease, a constraint) is
-  rolled back to its savepoint and its error is raised in its own thread; the others commit;
+  rolled back and its error is raised in its own thread; the others commit. Failures are rare,
+  so a batch first runs without savepoints; if a piece raises, the transaction is rolled back
+  and the batch runs again with a savepoint around each piece;
 - a thread returns only after the commit that holds its work is durable, so nothing a step
   decided (the next activity) runs before the step is recorded;
 - a thread alone never waits and pays no savepoint: its work is the whole transaction.
@@ -55,7 +57,11 @@ class GroupCommit:
         self.works = 0
 
     def run(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn(db)`` inside a write transaction; return its result once it is durable."""
+        """Run ``fn(db)`` inside a write transaction; return its result once it is durable.
+
+        ``fn`` must only write through ``db``: it may run twice, when another piece of its
+        batch fails and the batch is redone with savepoints.
+        """
         work: _Work[T] = _Work(fn)
         with self._cond:
             self._queue.append(work)
@@ -80,26 +86,53 @@ class GroupCommit:
         return work.result  # type: ignore[return-value]
 
     def _commit(self, batch: list[_Work[Any]]) -> None:
-        shared = len(batch) > 1
         try:
-            with self._storage.transaction() as db:
-                execute = db.conn.execute
-                for item in batch:
-                    if not shared:
-                        item.result = item.fn(db)  # an error rolls back the whole transaction
-                        continue
-                    execute("SAVEPOINT eddic_work")
-                    try:
-                        item.result = item.fn(db)
-                    except BaseException as exc:
-                        execute("ROLLBACK TO eddic_work")
-                        item.error = exc
-                    execute("RELEASE eddic_work")
-        except BaseException as exc:
+            self._commit_all(batch)
+        except _Failed:
+            # Some work raised: its writes must go, the others' stay. Do it again, each piece
+            # in its own savepoint (the work is plain SQL on the same state, so it can rerun).
             for item in batch:
-                if item.error is None:
-                    item.error = exc
+                item.result, item.error = None, None
+            try:
+                self._commit_each(batch)
+            except BaseException as exc:
+                self._fail(batch, exc)
+        except BaseException as exc:
+            self._fail(batch, exc)
         self.batches += 1
         self.works += len(batch)
         for item in batch:
             item.done = True
+
+    def _commit_all(self, batch: list[_Work[Any]]) -> None:
+        """The common case: every piece succeeds, one transaction and no savepoints."""
+        with self._storage.transaction() as db:
+            for item in batch:
+                try:
+                    item.result = item.fn(db)
+                except BaseException as exc:
+                    if len(batch) == 1:
+                        raise
+                    raise _Failed from exc
+
+    def _commit_each(self, batch: list[_Work[Any]]) -> None:
+        with self._storage.transaction() as db:
+            execute = db.conn.execute
+            for item in batch:
+                execute("SAVEPOINT eddic_work")
+                try:
+                    item.result = item.fn(db)
+                except BaseException as exc:
+                    execute("ROLLBACK TO eddic_work")
+                    item.error = exc
+                execute("RELEASE eddic_work")
+
+    @staticmethod
+    def _fail(batch: list[_Work[Any]], exc: BaseException) -> None:
+        for item in batch:
+            if item.error is None:
+                item.error = exc
+
+
+class _Failed(Exception):
+    """A piece of a shared batch raised: the batch is redone with savepoints."""

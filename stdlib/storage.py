@@ -199,11 +199,11 @@ class Storage:
             self._begin(db)
             try:
                 yield db
+                db.conn.execute("COMMIT")
             except BaseException:
-                if db.conn.in_transaction:
+                if db.conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
                     db.conn.execute("ROLLBACK")
                 raise
-            db.conn.execute("COMMIT")
 
     def _begin(self, db: sqlite_utils.Database) -> None:
         # The busy timeout absorbs most contention; this covers what it gives up on.

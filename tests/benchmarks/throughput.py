@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchlib import (
@@ -49,6 +50,7 @@ from pydantic import BaseModel
 from eddic import App, activity, workflow
 
 ACTIVITIES_PER_WORKFLOW = 3
+Config = tuple[str, int]  # (synchronous, starting threads)
 
 
 # -- an order-style workflow of three trivial activities ---------------------------------------
@@ -130,10 +132,13 @@ def paired_run(
     tag: str,
     warm_wf: int = WARM_WORKFLOWS,
     warm_raw: int = WARM_RAW_COMMITS,
+    threads: int = 1,
 ) -> dict[str, float]:
     """Raw commits and eddic workflows in alternating chunks, so both see the same disk.
 
-    Returns raw commits/s, eddic activities/s (wall), workflows/s and CPU per activity.
+    ``threads`` > 1 starts the workflows from that many threads at once (group commit).
+    Returns raw commits/s, eddic activities/s (wall), workflows/s, CPU per activity, and
+    commits per activity.
     """
     conn = connect_like_eddic(os.path.join(folder, f"raw-{tag}.db"), synchronous)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
@@ -145,6 +150,8 @@ def paired_run(
     app = new_app(folder, synchronous, tag, warm_wf)
     raw_wall = wall = cpu = 0.0
     done_wf = done_raw = 0
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    batches0, works0 = app.storage.commits.batches, app.storage.commits.works
     try:
         for c in range(chunks):
             n_raw = raw_commits * (c + 1) // chunks - done_raw
@@ -157,25 +164,43 @@ def paired_run(
             done_raw += n_raw
             n_wf = workflows * (c + 1) // chunks - done_wf
             begin, cpu0 = time.perf_counter(), time.process_time()
-            for i in range(done_wf, done_wf + n_wf):
-                app.start(bench_order, input=order(i))
+            if pool is None:
+                for i in range(done_wf, done_wf + n_wf):
+                    app.start(bench_order, input=order(i))
+            else:
+                numbers = range(done_wf, done_wf + n_wf)
+                for future in [
+                    pool.submit(start_all, app, numbers[k::threads]) for k in range(threads)
+                ]:
+                    future.result()
             wall += time.perf_counter() - begin
             cpu += time.process_time() - cpu0
             done_wf += n_wf
         finished = app.list_instances(status="completed", limit=None)
         total = workflows + warm_wf
         assert len(finished) == total, f"{len(finished)} of {total} workflows completed"
+        batches = app.storage.commits.batches - batches0
+        works = app.storage.commits.works - works0
     finally:
+        if pool is not None:
+            pool.shutdown()
         app.shutdown()
         conn.close()
     activities = workflows * ACTIVITIES_PER_WORKFLOW
     return {
+        "commits/activity": batches / activities,
+        "steps/commit": works / max(1, batches),
         "raw commits/s": raw_commits / raw_wall,
         "activities/s": activities / wall,
         "workflows/s": workflows / wall,
         "wall ms/activity": 1000 * wall / activities,
         "cpu ms/activity": 1000 * cpu / activities,
     }
+
+
+def start_all(app: App, numbers: range) -> None:
+    for i in numbers:
+        app.start(bench_order, input=order(i))
 
 
 def eddic_run(folder: str, synchronous: str, workflows: int, tag: str) -> None:
@@ -220,7 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-commits", type=int, default=None, help="commits per raw run")
     parser.add_argument("--dir", default=None, help="parent folder of the database files")
     parser.add_argument("--profile", action="store_true", help="cProfile one eddic run per setting")
+    parser.add_argument(
+        "--threads",
+        default="1,4",
+        help="comma-separated numbers of starting threads to measure (1 = inline, the default "
+        "case; more exercise group commit)",
+    )
     args = parser.parse_args(argv)
+    thread_counts = [int(t) for t in args.threads.split(",")]
     workflows = args.workflows or (50 if args.quick else 1000)
     repeats = args.repeats or (1 if args.quick else 5)
     raw_commits = args.raw_commits or (200 if args.quick else 3000)
@@ -237,49 +269,62 @@ def main(argv: list[str] | None = None) -> int:
             f"{raw_commits} raw commits per raw run, interleaved in {chunks} chunks; "
             f"{repeats} repeat(s), medians quoted\n"
         )
-        raw: dict[str, list[float]] = {s: [] for s in SYNC_SETTINGS}
-        ours: dict[str, list[dict[str, float]]] = {s: [] for s in SYNC_SETTINGS}
-        ratios: dict[str, list[float]] = {s: [] for s in SYNC_SETTINGS}
+        configs = [(sync, n) for sync in SYNC_SETTINGS for n in thread_counts]
+        raw: dict[Config, list[float]] = {c: [] for c in configs}
+        ours: dict[Config, list[dict[str, float]]] = {c: [] for c in configs}
+        ratios: dict[Config, list[float]] = {c: [] for c in configs}
         for rep in range(repeats):
-            for sync in SYNC_SETTINGS:
+            for sync, n in configs:
                 run = paired_run(
-                    folder, sync, workflows, raw_commits, chunks, f"{sync}-{rep}", *warm
+                    folder,
+                    sync,
+                    workflows,
+                    raw_commits,
+                    chunks,
+                    f"{sync}-{n}-{rep}",
+                    *warm,
+                    threads=n,
                 )
                 rate = run["raw commits/s"]
-                raw[sync].append(rate)
-                ours[sync].append(run)
-                ratios[sync].append(run["activities/s"] / rate)
+                raw[sync, n].append(rate)
+                ours[sync, n].append(run)
+                ratios[sync, n].append(run["activities/s"] / rate)
                 print(
-                    f"  repeat {rep + 1} {sync:6}: raw {rate:9,.0f} commits/s | eddic "
-                    f"{run['activities/s']:8,.0f} activities/s "
-                    f"({run['workflows/s']:6,.0f} workflows/s, "
-                    f"cpu {run['cpu ms/activity']:.3f} ms/activity) | ratio "
+                    f"  repeat {rep + 1} {sync:6} {n} thread(s): raw {rate:7,.0f} commits/s | "
+                    f"eddic {run['activities/s']:6,.0f} activities/s "
+                    f"(cpu {run['cpu ms/activity']:.3f} ms/activity, "
+                    f"{run['commits/activity']:.2f} commits/activity) | ratio "
                     f"{100 * run['activities/s'] / rate:5.1f} %",
                     flush=True,
                 )
 
         print("\nmedians")
-        for sync in SYNC_SETTINGS:
-            acts = [r["activities/s"] for r in ours[sync]]
-            wall = median([r["wall ms/activity"] for r in ours[sync]])
-            cpu = median([r["cpu ms/activity"] for r in ours[sync]])
-            ratio = median(acts) / median(raw[sync])
+        for sync, n in configs:
+            runs = ours[sync, n]
+            acts = [r["activities/s"] for r in runs]
+            wall = median([r["wall ms/activity"] for r in runs])
+            cpu = median([r["cpu ms/activity"] for r in runs])
+            ratio = median(acts) / median(raw[sync, n])
             target = "  target >= 50 %: " + ("MET" if ratio >= 0.5 else "NOT MET")
-            print(f"  synchronous={sync}")
-            print(f"    raw SQLite commits/s      {spread(raw[sync])}")
+            how = "started inline, one thread" if n == 1 else f"started from {n} threads"
+            print(f"  synchronous={sync}, {how}")
+            print(f"    raw SQLite commits/s      {spread(raw[sync, n])}")
             print(f"    eddic activities/s        {spread(acts)}")
-            print(f"    eddic workflows/s         {spread([r['workflows/s'] for r in ours[sync]])}")
+            print(f"    eddic workflows/s         {spread([r['workflows/s'] for r in runs])}")
             print(
                 f"    eddic per activity        wall {wall:.3f} ms, cpu {cpu:.3f} ms "
-                f"(wall - cpu = {wall - cpu:.3f} ms waiting on I/O)"
+                f"(cpu counts every thread; with one thread wall - cpu = {wall - cpu:.3f} ms "
+                "is time waiting on I/O)"
+                if n == 1
+                else f"    eddic per activity        wall {wall:.3f} ms, cpu {cpu:.3f} ms"
+            )
+            print(
+                f"    commits                   {median([r['commits/activity'] for r in runs]):.2f}"
+                f" per activity, {median([r['steps/commit'] for r in runs]):.2f} steps per commit"
             )
             print(
                 f"    ratio eddic/raw           {100 * ratio:.1f} % of medians; median of paired "
-                f"ratios {100 * median(ratios[sync]):.1f} %" + (target if sync == "FULL" else "")
-            )
-            print(
-                f"    commit-bound ceiling      raw rate x 3/4 = {0.75 * median(raw[sync]):,.0f} "
-                "activities/s (4 commits per 3-activity workflow)"
+                f"ratios {100 * median(ratios[sync, n]):.1f} %" + (target if sync == "FULL" else "")
             )
 
         costs, frames = count_costs(folder, workflows=20 if args.quick else 100)
