@@ -36,13 +36,17 @@ T = TypeVar("T")
 
 
 class _Work(Generic[T]):
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("done", "error", "fn", "result", "wakeup")
 
     def __init__(self, fn: Callable[[sqlite_utils.Database], T]) -> None:
         self.fn = fn
         self.result: T | None = None
         self.error: BaseException | None = None
         self.done = False
+        # Held from the start; released once, by the leader that commits this work (done) or
+        # hands this thread the lead (not done). Each waiting thread is woken exactly once.
+        self.wakeup = threading.Lock()
+        self.wakeup.acquire()
 
 
 class GroupCommit:
@@ -50,7 +54,7 @@ class GroupCommit:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
         self._queue: list[_Work[Any]] = []
         self._leading = False
         self.batches = 0  # transactions committed (tests and benchmarks read these)
@@ -63,27 +67,38 @@ class GroupCommit:
         batch fails and the batch is redone with savepoints.
         """
         work: _Work[T] = _Work(fn)
-        with self._cond:
-            self._queue.append(work)
-            while self._leading and not work.done:
-                self._cond.wait()
-            if not work.done:
+        with self._mutex:
+            if self._leading:
+                self._queue.append(work)
+            else:
                 self._leading = True
-                batch, self._queue = self._queue, []
+                work.wakeup.release()  # lead at once
+        work.wakeup.acquire()
         if not work.done:
-            try:
-                self._commit(batch)
-            finally:
-                with self._cond:
-                    for item in batch:
-                        if not item.done:  # the leader was interrupted mid-batch
-                            item.error = EddicError("the commit holding this step was interrupted")
-                            item.done = True
-                    self._leading = False
-                    self._cond.notify_all()
+            self._lead(work)
         if work.error is not None:
             raise work.error
         return work.result  # type: ignore[return-value]
+
+    def _lead(self, work: _Work[Any]) -> None:
+        with self._mutex:
+            batch = [work, *self._queue]
+            self._queue.clear()
+        try:
+            self._commit(batch)
+        finally:
+            for item in batch:
+                if not item.done:  # this thread was interrupted mid-batch
+                    item.error = EddicError("the commit holding this step was interrupted")
+                    item.done = True
+            with self._mutex:
+                successor = self._queue.pop(0) if self._queue else None
+                if successor is None:
+                    self._leading = False
+            for item in batch[1:]:
+                item.wakeup.release()
+            if successor is not None:
+                successor.wakeup.release()  # it leads the next batch
 
     def _commit(self, batch: list[_Work[Any]]) -> None:
         try:
