@@ -30,11 +30,18 @@ class WorkflowContext(Context):
     """What a workflow receives as ``ctx``: ``instance_id``, ``now()``, ``uuid()``,
     ``is_replaying`` and ``log``, a logger that is silent while replaying."""
 
-    __slots__ = ("log",)
+    __slots__ = ("_log",)
 
     def __init__(self, interpreter: Interpreter) -> None:
         super().__init__(interpreter)
-        self.log = _ReplayAwareLogger(self)
+        self._log: _ReplayAwareLogger | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger that is silent while the workflow is being replayed (made on first use)."""
+        if self._log is None:
+            self._log = _ReplayAwareLogger(self)
+        return self._log
 
 
 @dataclass

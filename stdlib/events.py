@@ -76,7 +76,8 @@ def resolve_due(worker: Worker, live: LiveInstance, now: datetime) -> StepWrite 
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     _when, _prio, seq, resolved, json_value, consumed = candidates[0]
     live.interp.feed(resolved)
-    step = worker._step(live, [resolved, *live.interp.decide()], {seq: json_value}, now)
+    values = {} if json_value is None else {seq: dumps(json_value)}
+    step = worker._step(live, [resolved, *live.interp.decide()], values, now)
     if consumed is not None:
         step.mailbox_consumed.append(consumed)
     return worker._commit(live, step, now)

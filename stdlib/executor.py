@@ -11,14 +11,14 @@ from typing import Any
 from .context import ActivityContext, PublishedEvent
 from .decorators import Activity
 from .kernel import CallActivity, Failure
-from .serde import SerializationError, conform, from_jsonable, to_jsonable
+from .serde import SerializationError, conform, dumps, from_jsonable, to_jsonable
 
 
 @dataclass
 class Outcome:
-    """The result of one attempt: JSON to store and the value to send in, or a failure."""
+    """The result of one attempt: JSON text to store and the value to send in, or a failure."""
 
-    json: Any = None
+    json: str | None = None
     value: Any = None
     error: BaseException | None = None
     published: list[PublishedEvent] | None = None
@@ -40,13 +40,10 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def run_attempt(act: Activity, command: CallActivity, ctx: ActivityContext) -> Outcome:
-    """Run the body once: arguments rebuilt as their annotated types, result round-tripped."""
+    """Run the body once: arguments rebuilt as their annotated types, result round-tripped
+    through its JSON text, so the value sent in is the one a replay will rebuild."""
     try:
-        named = act.bind(command.args, command.kwargs)
-        call = {
-            name: from_jsonable(value, act.param_adapters[name], what=f"argument {name!r}")
-            for name, value in named.items()
-        }
+        call = _arguments(act, act.bind(command.args, command.kwargs))
     except Exception as exc:
         return Outcome(error=exc)
     try:
@@ -56,16 +53,35 @@ def run_attempt(act: Activity, command: CallActivity, ctx: ActivityContext) -> O
     except Exception as exc:
         return Outcome(error=exc, published=list(ctx._published))
     try:
-        what = f"the result of {act.name!r}"
-        data = to_jsonable(
-            conform(produced, act.result_adapter, what=what), act.result_adapter, what=what
-        )
+        text, value = _round_trip(act, produced)
         for event in ctx._published:
             to_jsonable(event.data, what=f"data of event {event.event_type!r}")
-        value = from_jsonable(data, act.result_adapter, what=f"the result of {act.name!r}")
     except SerializationError as exc:
         return Outcome(error=exc)
-    return Outcome(json=data, value=value, published=list(ctx._published))
+    return Outcome(json=text, value=value, published=list(ctx._published))
+
+
+def _arguments(act: Activity, named: dict[str, Any]) -> dict[str, Any]:
+    adapters = act.param_adapters
+    try:
+        return {name: adapters[name].validate_python(value) for name, value in named.items()}
+    except Exception:  # again, one by one, for an error that names the argument
+        return {
+            name: from_jsonable(value, adapters[name], what=f"argument {name!r}")
+            for name, value in named.items()
+        }
+
+
+def _round_trip(act: Activity, produced: Any) -> tuple[str, Any]:
+    adapter = act.result_adapter
+    try:
+        text = adapter.dump_json(adapter.validate_python(produced)).decode()
+        return text, adapter.validate_json(text)
+    except Exception:  # again, step by step, for an error that says which step failed
+        what = f"the result of {act.name!r}"
+        data = to_jsonable(conform(produced, adapter, what=what), adapter, what=what)
+        value = from_jsonable(data, adapter, what=what)
+        return dumps(data), value
 
 
 def failure_of(error: BaseException, attempts: int) -> Failure:

@@ -132,7 +132,8 @@ class LiveInstance:
     # -- records <-> rows --
 
     def rows(self, records: list[Record], values: dict[int, Any]) -> list[tuple[Any, ...]]:
-        """History rows for new records; ``values`` holds the JSON of values fed by the runtime."""
+        """History rows for new records; ``values`` holds the JSON text of values the runtime
+        fed (an activity's result, an event), by seq."""
         out: list[tuple[Any, ...]] = []
         iid = self.instance_id
         base = self.key << POS_BITS
@@ -164,12 +165,13 @@ class LiveInstance:
                     )
                 )
             else:
-                value = (
-                    values[record.seq]
-                    if record.seq in values
-                    else to_jsonable(record.value, what="a recorded value")
-                )
                 failure = record.failure
+                if failure is not None:
+                    value = None
+                elif record.seq in values:
+                    value = values[record.seq]
+                else:
+                    value = dumps(to_jsonable(record.value, what="a recorded value"))
                 out.append(
                     (
                         base | self.pos,
@@ -182,7 +184,7 @@ class LiveInstance:
                         None,
                         to_text(record.at),
                         None,
-                        None if failure is not None else dumps(value),
+                        value,
                         None if failure is None else dumps(_failure_json(failure)),
                     )
                 )
@@ -195,16 +197,23 @@ class LiveInstance:
         act = resolve_activity(self.interp.command(record.seq))
         if act is None:
             return to_jsonable(args, what=f"arguments of {record.name!r}")
+        adapters, fallback = act.param_adapters, act.result_adapter
         try:
             named = act.bind(tuple(args["args"]), args["kwargs"])
-            return {
-                name: to_jsonable(
-                    value,
-                    act.param_adapters.get(name, act.result_adapter),
-                    what=f"argument {name!r} of activity {act.name!r}",
-                )
-                for name, value in named.items()
-            }
+            try:
+                return {
+                    name: adapters.get(name, fallback).dump_python(value, mode="json")
+                    for name, value in named.items()
+                }
+            except Exception:  # again, one by one, for an error that names the argument
+                return {
+                    name: to_jsonable(
+                        value,
+                        adapters.get(name, fallback),
+                        what=f"argument {name!r} of activity {act.name!r}",
+                    )
+                    for name, value in named.items()
+                }
         except (SerializationError, TypeError) as exc:
             self.arg_errors[record.seq] = str(exc)
             return {"__error__": str(exc)}
