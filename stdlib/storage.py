@@ -15,27 +15,24 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from . import steps
 from .clock import from_text, to_text
 from .commits import GroupCommit
 from .kernel import EddicError, InstanceNotFound
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .serde import loads
+from .steps import StepWrite
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StorageError(EddicError):
     """The database cannot be used: foreign, corrupt, read-only, or from a newer eddic."""
-
-
-class LeaseLost(EddicError):
-    """This worker's lease on the instance was taken over; it may record nothing more."""
 
 
 def parse_db_url(db_url: str) -> str:
@@ -50,25 +47,6 @@ def parse_db_url(db_url: str) -> str:
     if not path:
         raise ValueError(f"db_url {db_url!r} names no file")
     return path
-
-
-@dataclass
-class StepWrite:
-    """Everything one step of one instance commits, fenced by its lease epoch."""
-
-    instance_id: str
-    owner: str
-    epoch: int
-    history: list[tuple[Any, ...]] = field(default_factory=list)  # (id, *HISTORY_FIELDS)
-    outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    waits_added: list[tuple[int, str, str | None]] = field(default_factory=list)
-    waits_removed: list[int] = field(default_factory=list)
-    mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
-    attempts: list[tuple[int, int, int, str | None, str | None]] = field(default_factory=list)
-    attempts_done: list[int] = field(default_factory=list)
-    columns: dict[str, Any] = field(default_factory=dict)
-    release: bool = False
-    woke: bool = False  # set by write_step: a waited-for event was already in the mailbox
 
 
 #: The fields of a history row, in the order ``Storage.history_rows`` returns them.
@@ -154,10 +132,15 @@ class Storage:
 
     def _connect(self) -> sqlite_utils.Database:
         if self.memory:
-            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                ":memory:", check_same_thread=False, isolation_level=None, factory=_Connection
+            )
         else:
             conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+                self.path,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,
+                factory=_Connection,
             )
         db = sqlite_utils.Database(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -250,13 +233,7 @@ class Storage:
 
     def insert_instance(self, db: sqlite_utils.Database, row: dict[str, Any]) -> int:
         """Insert a new instance; returns its key (``ikey``, the high bits of its history ids)."""
-        # Plain SQL: Table.insert() introspects the table on every call, a third of a start.
-        names = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        cursor = db.execute(f"INSERT INTO instances ({names}) VALUES ({marks})", list(row.values()))
-        key = cursor.lastrowid
-        assert key is not None
-        return key
+        return steps.insert_instance(_writer(db), row)
 
     def instance_row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any] | None:
         cursor = db.execute("SELECT * FROM instances WHERE instance_id = ?", [instance_id])
@@ -364,12 +341,13 @@ class Storage:
 
         The step's history ids were built before the instance had a key; they get it here.
         """
-        taken = db.execute(
+        cur = _writer(db)
+        taken = cur.execute(
             "SELECT workflow_name FROM instances WHERE instance_id = ?", [row["instance_id"]]
         ).fetchone()
         if taken is not None:
-            return taken[0], 0
-        key = self.insert_instance(db, {**row, **_step_columns(step)})
+            return str(taken[0]), 0
+        key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         base = key << POS_BITS
         step.history = [(base | r[0], *r[1:]) for r in step.history]
         self._write_rows(db, step, now)
@@ -377,83 +355,10 @@ class Storage:
 
     def write_step(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
         """The step's instance columns, fenced by its lease epoch, then its rows."""
-        columns = _step_columns(step)
-        fence = [step.instance_id, step.owner, step.epoch]
-        if columns:
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            held = db.execute(
-                f"UPDATE instances SET {assignments} "
-                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
-                [*columns.values(), *fence],
-            ).rowcount
-        else:
-            held = len(
-                db.execute(
-                    "SELECT 1 FROM instances "
-                    "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
-                    fence,
-                ).fetchall()
-            )
-        if held != 1:
-            raise LeaseLost(
-                f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
-                f"{step.epoch}); another worker took it over, so this step was not recorded"
-            )
-        self._write_rows(db, step, now)
+        steps.write_step(_writer(db), step, now)
 
     def _write_rows(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
-        conn = db.conn
-        if step.history:
-            conn.executemany(
-                f"INSERT INTO history (id, {_HISTORY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                step.history,
-            )
-        if step.outbox:
-            conn.executemany(
-                "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "
-                "time, status, attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,'pending',0,?)",
-                step.outbox,
-            )
-        iid = step.instance_id
-        if step.waits_removed:
-            conn.executemany(
-                "DELETE FROM event_waits WHERE instance_id = ? AND seq = ?",
-                [(iid, seq) for seq in step.waits_removed],
-            )
-        if step.waits_added:
-            conn.executemany(
-                "INSERT INTO event_waits (instance_id, seq, event_type, deadline) VALUES (?,?,?,?)",
-                [(iid, *w) for w in step.waits_added],
-            )
-        if step.mailbox_consumed:
-            conn.executemany(
-                "UPDATE mailbox SET consumed_seq = ? WHERE id = ?",
-                [(seq, mid) for mid, seq in step.mailbox_consumed],
-            )
-        if step.attempts:
-            conn.executemany(
-                "INSERT OR REPLACE INTO attempts (instance_id, seq, started, failures, "
-                "next_at, last_failure) VALUES (?,?,?,?,?,?)",
-                [(iid, *a) for a in step.attempts],
-            )
-        if step.attempts_done:
-            conn.executemany(
-                "DELETE FROM attempts WHERE instance_id = ? AND seq = ?",
-                [(iid, seq) for seq in step.attempts_done],
-            )
-        if step.release and step.columns.get("status") == "waiting_for_event":
-            # An event that reached the mailbox while we worked must wake the instance again.
-            ready = conn.execute(
-                "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
-                "AND m.event_type = w.event_type WHERE m.instance_id = ? "
-                "AND m.consumed_seq IS NULL LIMIT 1",
-                [iid],
-            ).fetchone()
-            if ready:
-                step.woke = True
-                conn.execute(
-                    "UPDATE instances SET wake_at = ? WHERE instance_id = ?", [to_text(now), iid]
-                )
+        steps.write_rows(_writer(db), step, now)
 
     def attempts_of(
         self, db: sqlite_utils.Database, instance_id: str
@@ -522,12 +427,18 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _step_columns(step: StepWrite) -> dict[str, Any]:
-    columns = dict(step.columns)
-    if step.release:
-        columns["lock_owner"] = None
-        columns["lock_expires_at"] = None
-    return columns
+class _Connection(sqlite3.Connection):
+    """A connection with one cursor kept for eddic's step writes: ``Connection.execute`` makes
+    a new cursor per statement, which costs about as much as the statement's own work."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writer = self.cursor()
+
+
+def _writer(db: sqlite_utils.Database) -> sqlite3.Cursor:
+    conn = db.conn
+    return conn.writer if isinstance(conn, _Connection) else conn.cursor()
 
 
 def _seconds(value: float) -> timedelta:

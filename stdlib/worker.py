@@ -32,7 +32,8 @@ from .kernel import (
 )
 from .leases import LeaseKeeper
 from .serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
-from .storage import LeaseLost, StepWrite, Storage
+from .steps import LeaseLost, StepWrite
+from .storage import Storage
 
 log = logging.getLogger("eddic")
 

@@ -26,7 +26,7 @@ Crash points (``--crash``), all injected from here, never from eddic's code:
                                    ship, refund, cancel, flaky; WHEN is ``before`` (nothing done),
                                    ``inside`` (the start marker is written, the end marker is not)
                                    or ``after`` (the body is done, its result is not committed).
-``write:N:WHEN``                   at this process's N-th step write (``Storage._write_rows``): WHEN
+``write:N:WHEN``                   at this process's N-th step write (``steps.write_rows``): WHEN
                                    is ``before`` (inside the transaction, nothing written),
                                    ``uncommitted`` (written, not committed) or ``committed`` (right
                                    after the COMMIT).
@@ -74,6 +74,7 @@ from eddic import (
     activity,
     compensation,
     on_failure,
+    steps,
     workflow,
 )
 from eddic.storage import Storage
@@ -138,18 +139,18 @@ def crash_in_body(step: str, when: str) -> None:
 
 
 def install_write_crash() -> None:
-    """Wrap ``Storage._write_rows`` (every step's rows, a start's first step included) and
+    """Wrap ``eddic.steps.write_rows`` (every step's rows, a start's first step included) and
     ``Storage.transaction`` to die around the N-th write."""
-    write_rows = Storage._write_rows
+    write_rows = steps.write_rows
     transaction = Storage.transaction
     armed = {"after_commit": False}
 
-    def counting_write_rows(self: Storage, db: Any, step: Any, now: datetime) -> None:
+    def counting_write_rows(cur: Any, step: Any, now: datetime) -> None:
         _counts["write"] += 1
         hit = _counts["write"] == CRASH.number
         if hit and CRASH.when == "before":
             die(f"before write {CRASH.number}")
-        write_rows(self, db, step, now)
+        write_rows(cur, step, now)
         if hit and CRASH.when == "uncommitted":
             die(f"after write {CRASH.number}, before its commit")
         armed["after_commit"] = hit
@@ -161,7 +162,7 @@ def install_write_crash() -> None:
         if armed["after_commit"]:
             die(f"right after the commit of write {CRASH.number}")
 
-    Storage._write_rows = counting_write_rows  # type: ignore[method-assign]
+    steps.write_rows = counting_write_rows
     Storage.transaction = dying_transaction  # type: ignore[method-assign,assignment]
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from eddic import App, WorkflowContext, activity, workflow
-from eddic.storage import LeaseLost, StepWrite, Storage
+from eddic.steps import LeaseLost, StepWrite
+from eddic.storage import Storage
 
 
 @pytest.fixture

@@ -1,0 +1,176 @@
+"""What one step of one instance writes, and the SQL that writes it.
+
+A step is written inside a transaction that ``Storage`` opens (and that other threads' steps may
+share, see ``commits``): the instance's changed columns, fenced by the lease epoch, then its
+history, outbox, event-wait, mailbox and attempt rows.
+
+Statements here never bind ``None``: python's sqlite3 looks up an adapter for every parameter
+that is not an int, float, str or bytes, and for ``None`` that lookup (a registry probe and two
+attribute lookups) costs more than binding the rest of the row. Absent values are left to the
+columns' NULL default or written as a ``NULL`` literal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .clock import to_text
+from .kernel import EddicError
+
+
+class LeaseLost(EddicError):
+    """This worker's lease on the instance was taken over; it may record nothing more."""
+
+
+@dataclass
+class StepWrite:
+    """Everything one step of one instance commits, fenced by its lease epoch."""
+
+    instance_id: str
+    owner: str
+    epoch: int
+    # (id, instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    waits_added: list[tuple[int, str, str | None]] = field(default_factory=list)
+    waits_removed: list[int] = field(default_factory=list)
+    mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
+    attempts: list[tuple[int, int, int, str | None, str | None]] = field(default_factory=list)
+    attempts_done: list[int] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)
+    release: bool = False
+    woke: bool = False  # set by write_rows: a waited-for event was already in the mailbox
+
+
+def step_columns(step: StepWrite) -> dict[str, Any]:
+    """The instance columns the step sets; releasing the lease clears its owner and expiry."""
+    columns = dict(step.columns)
+    if step.release:
+        columns["lock_owner"] = None
+        columns["lock_expires_at"] = None
+    return columns
+
+
+def insert_instance(cur: sqlite3.Cursor, row: dict[str, Any]) -> int:
+    """Insert a new instance; returns its key (``ikey``)."""
+    names = ", ".join(row)
+    marks = ", ".join("NULL" if v is None else "?" for v in row.values())
+    cur.execute(
+        f"INSERT INTO instances ({names}) VALUES ({marks})",
+        [v for v in row.values() if v is not None],
+    )
+    key = cur.lastrowid
+    assert key is not None
+    return key
+
+
+def write_step(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
+    """The step's instance columns, fenced by its lease epoch, then its rows."""
+    columns = step_columns(step)
+    fence = (step.instance_id, step.owner, step.epoch)
+    if columns:
+        assignments = ", ".join(
+            f"{name} = NULL" if value is None else f"{name} = ?" for name, value in columns.items()
+        )
+        held = cur.execute(
+            f"UPDATE instances SET {assignments} "
+            "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+            [*(v for v in columns.values() if v is not None), *fence],
+        ).rowcount
+    else:  # nothing to change: check the lease without rewriting the row's page
+        held = len(
+            cur.execute(
+                "SELECT 1 FROM instances WHERE instance_id = ? AND lock_owner = ? "
+                "AND lock_epoch = ?",
+                fence,
+            ).fetchall()
+        )
+    if held != 1:
+        raise LeaseLost(
+            f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
+            f"{step.epoch}); another worker took it over, so this step was not recorded"
+        )
+    write_rows(cur, step, now)
+
+
+_SCHEDULED = (
+    "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at) "
+    "VALUES (?,?,?,?,'scheduled',?,?,?,?)"
+)
+_SCHEDULED_DEADLINE = (
+    "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at, deadline) "
+    "VALUES (?,?,?,?,'scheduled',?,?,?,?,?)"
+)
+_RESOLVED_VALUE = (
+    "INSERT INTO history (id, instance_id, pos, seq, record, at, value) "
+    "VALUES (?,?,?,?,'resolved',?,?)"
+)
+_RESOLVED_FAILURE = (
+    "INSERT INTO history (id, instance_id, pos, seq, record, at, failure) "
+    "VALUES (?,?,?,?,'resolved',?,?)"
+)
+
+
+def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
+    """Everything of the step but the instance's columns."""
+    execute = cur.execute
+    for r in step.history:
+        key, iid, pos, seq, record, kind, name, args, at, deadline, value, failure = r
+        if record == "scheduled":
+            if deadline is None:
+                execute(_SCHEDULED, (key, iid, pos, seq, kind, name, args, at))
+            else:
+                execute(_SCHEDULED_DEADLINE, (key, iid, pos, seq, kind, name, args, at, deadline))
+        elif failure is None:
+            execute(_RESOLVED_VALUE, (key, iid, pos, seq, at, value))
+        else:
+            execute(_RESOLVED_FAILURE, (key, iid, pos, seq, at, failure))
+    if step.outbox:
+        cur.executemany(
+            "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "
+            "time, status, attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,'pending',0,?)",
+            step.outbox,
+        )
+    iid = step.instance_id
+    if step.waits_removed:
+        cur.executemany(
+            "DELETE FROM event_waits WHERE instance_id = ? AND seq = ?",
+            [(iid, seq) for seq in step.waits_removed],
+        )
+    if step.waits_added:
+        cur.executemany(
+            "INSERT INTO event_waits (instance_id, seq, event_type, deadline) VALUES (?,?,?,?)",
+            [(iid, *w) for w in step.waits_added],
+        )
+    if step.mailbox_consumed:
+        cur.executemany(
+            "UPDATE mailbox SET consumed_seq = ? WHERE id = ?",
+            [(seq, mid) for mid, seq in step.mailbox_consumed],
+        )
+    if step.attempts:
+        cur.executemany(
+            "INSERT OR REPLACE INTO attempts (instance_id, seq, started, failures, "
+            "next_at, last_failure) VALUES (?,?,?,?,?,?)",
+            [(iid, *a) for a in step.attempts],
+        )
+    if step.attempts_done:
+        cur.executemany(
+            "DELETE FROM attempts WHERE instance_id = ? AND seq = ?",
+            [(iid, seq) for seq in step.attempts_done],
+        )
+    if step.release and step.columns.get("status") == "waiting_for_event":
+        # An event that reached the mailbox while we worked must wake the instance again.
+        ready = cur.execute(
+            "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
+            "AND m.event_type = w.event_type WHERE m.instance_id = ? "
+            "AND m.consumed_seq IS NULL LIMIT 1",
+            [iid],
+        ).fetchone()
+        if ready:
+            step.woke = True
+            cur.execute(
+                "UPDATE instances SET wake_at = ? WHERE instance_id = ?", [to_text(now), iid]
+            )
