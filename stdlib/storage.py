@@ -182,7 +182,7 @@ class Storage:
             self._begin(db)
             try:
                 yield db
-                db.conn.execute("COMMIT")
+                _writer(db).execute("COMMIT")
             except BaseException:
                 if db.conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
                     db.conn.execute("ROLLBACK")
@@ -193,7 +193,7 @@ class Storage:
         delay = 0.005
         for attempt in range(12):
             try:
-                db.conn.execute("BEGIN IMMEDIATE")
+                _writer(db).execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
                 text = str(exc).lower()
