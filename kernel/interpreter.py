@@ -267,7 +267,10 @@ class Interpreter:
         self.error: BaseException | None = None
         self.compensation_errors: list[Failure] = []
         self.is_replaying = False
-        self.now = started_at.astimezone(timezone.utc)  # what ctx.now() returns
+        # what ctx.now() returns
+        self.now = (
+            started_at if started_at.tzinfo is timezone.utc else started_at.astimezone(timezone.utc)
+        )
         self._clock = self.now  # the time of the last record fed
         self._workflow = workflow
         self._input = input

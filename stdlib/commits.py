@@ -43,10 +43,9 @@ class _Work(Generic[T]):
         self.result: T | None = None
         self.error: BaseException | None = None
         self.done = False
-        # Held from the start; released once, by the leader that commits this work (done) or
-        # hands this thread the lead (not done). Each waiting thread is woken exactly once.
-        self.wakeup = threading.Lock()
-        self.wakeup.acquire()
+        # For a thread that queues: held from the start, released once, by the leader that
+        # commits this work (done) or hands this thread the lead (not done).
+        self.wakeup: threading.Lock | None = None
 
 
 class GroupCommit:
@@ -68,12 +67,15 @@ class GroupCommit:
         """
         work: _Work[T] = _Work(fn)
         with self._mutex:
+            wakeup = None
             if self._leading:
+                wakeup = work.wakeup = threading.Lock()
+                wakeup.acquire()
                 self._queue.append(work)
             else:
                 self._leading = True
-                work.wakeup.release()  # lead at once
-        work.wakeup.acquire()
+        if wakeup is not None:
+            wakeup.acquire()  # woken exactly once: done, or leading the next batch
         if not work.done:
             self._lead(work)
         if work.error is not None:
@@ -96,9 +98,9 @@ class GroupCommit:
                 if successor is None:
                     self._leading = False
             for item in batch[1:]:
-                item.wakeup.release()
+                item.wakeup.release()  # type: ignore[union-attr]
             if successor is not None:
-                successor.wakeup.release()  # it leads the next batch
+                successor.wakeup.release()  # type: ignore[union-attr]  # it leads the next batch
 
     def _commit(self, batch: list[_Work[Any]]) -> None:
         try:

@@ -25,7 +25,7 @@ class LeaseLost(EddicError):
     """This worker's lease on the instance was taken over; it may record nothing more."""
 
 
-@dataclass
+@dataclass(slots=True)
 class StepWrite:
     """Everything one step of one instance commits, fenced by its lease epoch."""
 
