@@ -13,6 +13,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from .kernel import EddicError, InstanceNotFound
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .serde import loads
 from .steps import StepWrite
+from .writers import WriterLock
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -83,11 +85,12 @@ class Storage:
         self._local = threading.local()
         self._shared: sqlite_utils.Database | None = None
         self._lock = threading.RLock()  # serialises the shared :memory: connection
-        # In-process writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
-        self._write_lock = threading.Lock()
+        # Writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
+        self._writers = WriterLock(self.path)
         self.commits = GroupCommit(self)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
+        _STORES.add(self)
 
     # -- connections --
 
@@ -173,11 +176,13 @@ class Storage:
             self._shared = None
             self._local = threading.local()
             self._opened = False
+        if not self.memory:
+            self._writers.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """One unit of work: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
-        with self._lock if self.memory else self._write_lock:
+        with self._lock if self.memory else self._writers:
             db = self._db()
             self._begin(db)
             try:
@@ -425,6 +430,23 @@ class Storage:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+_STORES: weakref.WeakSet[Storage] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # SQLite connections must not cross a fork: a child opens its own (the parent's are left
+    # alone, not closed: closing them here could disturb the parent's locks and WAL).
+    for store in list(_STORES):
+        if not store.memory:
+            store._local = threading.local()
+            store._all = []
+            store._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Connection(sqlite3.Connection):

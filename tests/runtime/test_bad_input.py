@@ -144,6 +144,7 @@ def test_a_foreign_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="not an SQLite database"):
         App(db_url=f"sqlite:///{path}").initialize()
     assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 
 
 def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -157,6 +158,7 @@ def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path
         App(db_url=f"sqlite:///{path}").initialize()
     assert path.read_bytes() == before
     assert not Path(f"{path}-wal").exists()
+    assert not Path(f"{path}-writer").exists()
 
 
 def test_a_corrupt_database_is_refused_and_left_untouched(app: App, db_path: Path) -> None:
