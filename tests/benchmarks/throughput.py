@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
 import time
@@ -50,7 +51,7 @@ from pydantic import BaseModel
 from eddic import App, activity, workflow
 
 ACTIVITIES_PER_WORKFLOW = 3
-Config = tuple[str, int]  # (synchronous, starting threads)
+Config = tuple[str, int, int]  # (synchronous, starting processes, threads in each)
 
 
 # -- an order-style workflow of three trivial activities ---------------------------------------
@@ -123,6 +124,83 @@ def new_app(folder: str, synchronous: str, tag: str, warm: int = WARM_WORKFLOWS)
     return app
 
 
+class Starters:
+    """Who starts the workflows: this process (inline, or from ``threads`` threads), or
+    ``processes`` worker processes with ``threads`` threads each, all on one database file."""
+
+    def __init__(self, app: App, threads: int, processes: int) -> None:
+        self.app, self.threads, self.processes = app, threads, processes
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 and processes == 1 else None
+        self.pipes: list[Any] = []
+        self.workers: list[Any] = []
+        if processes > 1:
+            url, sync = app.storage.db_url, app.storage.synchronous
+            app.shutdown()  # the workers own the file from here on
+            ctx = multiprocessing.get_context("spawn")
+            for _ in range(processes):
+                mine, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_process_worker, args=(theirs, url, sync, threads))
+                proc.start()
+                self.pipes.append(mine)
+                self.workers.append(proc)
+            for pipe in self.pipes:
+                assert pipe.recv() == "ready"
+        self.batches0, self.works0 = self.commits()
+
+    def run(self, numbers: range) -> float:
+        """Start workflows ``numbers``; returns the CPU seconds all starters spent."""
+        if self.processes == 1:
+            cpu0 = time.process_time()
+            start_many(self.app, self.pool, self.threads, numbers)
+            return time.process_time() - cpu0
+        for k, pipe in enumerate(self.pipes):
+            pipe.send(numbers[k :: self.processes])
+        return sum(pipe.recv() for pipe in self.pipes)
+
+    def commits(self) -> tuple[int, int]:
+        if self.processes == 1:
+            return self.app.storage.commits.batches, self.app.storage.commits.works
+        for pipe in self.pipes:
+            pipe.send("commits")
+        counts = [pipe.recv() for pipe in self.pipes]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        for pipe in self.pipes:
+            pipe.send(None)
+        for proc in self.workers:
+            proc.join(60)
+
+
+def start_many(app: App, pool: ThreadPoolExecutor | None, threads: int, numbers: range) -> None:
+    if pool is None:
+        start_all(app, numbers)
+        return
+    for future in [pool.submit(start_all, app, numbers[k::threads]) for k in range(threads)]:
+        future.result()
+
+
+def _process_worker(pipe: Any, url: str, synchronous: str, threads: int) -> None:
+    logging.getLogger("eddic").setLevel(logging.ERROR)
+    app = App(db_url=url, synchronous=synchronous)
+    app.initialize()
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    start_all(app, range(-(10**9), -(10**9) + 20))  # imports, adapters, this process's connection
+    pipe.send("ready")
+    while (msg := pipe.recv()) is not None:
+        if msg == "commits":
+            pipe.send((app.storage.commits.batches, app.storage.commits.works))
+            continue
+        cpu0 = time.process_time()
+        start_many(app, pool, threads, msg)
+        pipe.send(time.process_time() - cpu0)
+    if pool is not None:
+        pool.shutdown()
+    app.shutdown()
+
+
 def paired_run(
     folder: str,
     synchronous: str,
@@ -133,10 +211,12 @@ def paired_run(
     warm_wf: int = WARM_WORKFLOWS,
     warm_raw: int = WARM_RAW_COMMITS,
     threads: int = 1,
+    processes: int = 1,
 ) -> dict[str, float]:
     """Raw commits and eddic workflows in alternating chunks, so both see the same disk.
 
-    ``threads`` > 1 starts the workflows from that many threads at once (group commit).
+    ``threads`` > 1 starts the workflows from that many threads at once (group commit);
+    ``processes`` > 1 from that many processes (each with ``threads`` threads) on one file.
     Returns raw commits/s, eddic activities/s (wall), workflows/s, CPU per activity, and
     commits per activity.
     """
@@ -150,8 +230,7 @@ def paired_run(
     app = new_app(folder, synchronous, tag, warm_wf)
     raw_wall = wall = cpu = 0.0
     done_wf = done_raw = 0
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
-    batches0, works0 = app.storage.commits.batches, app.storage.commits.works
+    starters = Starters(app, threads, processes)
     try:
         for c in range(chunks):
             n_raw = raw_commits * (c + 1) // chunks - done_raw
@@ -163,27 +242,22 @@ def paired_run(
             raw_wall += time.perf_counter() - begin
             done_raw += n_raw
             n_wf = workflows * (c + 1) // chunks - done_wf
-            begin, cpu0 = time.perf_counter(), time.process_time()
-            if pool is None:
-                for i in range(done_wf, done_wf + n_wf):
-                    app.start(bench_order, input=order(i))
-            else:
-                numbers = range(done_wf, done_wf + n_wf)
-                for future in [
-                    pool.submit(start_all, app, numbers[k::threads]) for k in range(threads)
-                ]:
-                    future.result()
+            begin = time.perf_counter()
+            cpu += starters.run(range(done_wf, done_wf + n_wf))
             wall += time.perf_counter() - begin
-            cpu += time.process_time() - cpu0
             done_wf += n_wf
-        finished = app.list_instances(status="completed", limit=None)
-        total = workflows + warm_wf
-        assert len(finished) == total, f"{len(finished)} of {total} workflows completed"
-        batches = app.storage.commits.batches - batches0
-        works = app.storage.commits.works - works0
+        batches, works = starters.commits()
+        batches -= starters.batches0
+        works -= starters.works0
     finally:
-        if pool is not None:
-            pool.shutdown()
+        starters.close()
+    if processes > 1:  # the workers have closed the file; look at it afresh
+        app = App(db_url=app.storage.db_url, synchronous=synchronous)
+    try:
+        finished = app.list_instances(status="completed", limit=None)
+        total = workflows + warm_wf + (20 * processes if processes > 1 else 0)
+        assert len(finished) == total, f"{len(finished)} of {total} workflows completed"
+    finally:
         app.shutdown()
         conn.close()
     activities = workflows * ACTIVITIES_PER_WORKFLOW
@@ -246,13 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="parent folder of the database files")
     parser.add_argument("--profile", action="store_true", help="cProfile one eddic run per setting")
     parser.add_argument(
-        "--threads",
-        default="1,4",
-        help="comma-separated numbers of starting threads to measure (1 = inline, the default "
-        "case; more exercise group commit)",
+        "--starters",
+        default="1x1,1x8,2x8",
+        help="comma-separated PROCESSESxTHREADS that start the workflows: 1x1 is inline in one "
+        "thread (the issue's case); more threads share commits (group commit); more processes "
+        "use more cores",
     )
     args = parser.parse_args(argv)
-    thread_counts = [int(t) for t in args.threads.split(",")]
+    starters = [tuple(int(n) for n in spec.split("x")) for spec in args.starters.split(",")]
     workflows = args.workflows or (50 if args.quick else 1000)
     repeats = args.repeats or (1 if args.quick else 5)
     raw_commits = args.raw_commits or (200 if args.quick else 3000)
@@ -269,28 +344,29 @@ def main(argv: list[str] | None = None) -> int:
             f"{raw_commits} raw commits per raw run, interleaved in {chunks} chunks; "
             f"{repeats} repeat(s), medians quoted\n"
         )
-        configs = [(sync, n) for sync in SYNC_SETTINGS for n in thread_counts]
+        configs = [(sync, p, n) for sync in SYNC_SETTINGS for p, n in starters]
         raw: dict[Config, list[float]] = {c: [] for c in configs}
         ours: dict[Config, list[dict[str, float]]] = {c: [] for c in configs}
         ratios: dict[Config, list[float]] = {c: [] for c in configs}
         for rep in range(repeats):
-            for sync, n in configs:
+            for sync, p, n in configs:
                 run = paired_run(
                     folder,
                     sync,
                     workflows,
                     raw_commits,
                     chunks,
-                    f"{sync}-{n}-{rep}",
+                    f"{sync}-{p}x{n}-{rep}",
                     *warm,
                     threads=n,
+                    processes=p,
                 )
                 rate = run["raw commits/s"]
-                raw[sync, n].append(rate)
-                ours[sync, n].append(run)
-                ratios[sync, n].append(run["activities/s"] / rate)
+                raw[sync, p, n].append(rate)
+                ours[sync, p, n].append(run)
+                ratios[sync, p, n].append(run["activities/s"] / rate)
                 print(
-                    f"  repeat {rep + 1} {sync:6} {n} thread(s): raw {rate:7,.0f} commits/s | "
+                    f"  repeat {rep + 1} {sync:6} {p}x{n}: raw {rate:7,.0f} commits/s | "
                     f"eddic {run['activities/s']:6,.0f} activities/s "
                     f"(cpu {run['cpu ms/activity']:.3f} ms/activity, "
                     f"{run['commits/activity']:.2f} commits/activity) | ratio "
@@ -299,24 +375,28 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
         print("\nmedians")
-        for sync, n in configs:
-            runs = ours[sync, n]
+        for sync, p, n in configs:
+            runs = ours[sync, p, n]
             acts = [r["activities/s"] for r in runs]
             wall = median([r["wall ms/activity"] for r in runs])
             cpu = median([r["cpu ms/activity"] for r in runs])
-            ratio = median(acts) / median(raw[sync, n])
+            ratio = median(acts) / median(raw[sync, p, n])
             target = "  target >= 50 %: " + ("MET" if ratio >= 0.5 else "NOT MET")
-            how = "started inline, one thread" if n == 1 else f"started from {n} threads"
+            how = (
+                "started inline, one thread"
+                if (p, n) == (1, 1)
+                else f"started from {p} process(es) x {n} thread(s)"
+            )
             print(f"  synchronous={sync}, {how}")
-            print(f"    raw SQLite commits/s      {spread(raw[sync, n])}")
+            print(f"    raw SQLite commits/s      {spread(raw[sync, p, n])}")
             print(f"    eddic activities/s        {spread(acts)}")
             print(f"    eddic workflows/s         {spread([r['workflows/s'] for r in runs])}")
             print(
                 f"    eddic per activity        wall {wall:.3f} ms, cpu {cpu:.3f} ms "
                 f"(cpu counts every thread; with one thread wall - cpu = {wall - cpu:.3f} ms "
                 "is time waiting on I/O)"
-                if n == 1
-                else f"    eddic per activity        wall {wall:.3f} ms, cpu {cpu:.3f} ms"
+                if (p, n) == (1, 1)
+                else f"    eddic per activity        wall {wall:.3f} ms, cpu {cpu:.3f} ms (all)"
             )
             print(
                 f"    commits                   {median([r['commits/activity'] for r in runs]):.2f}"
@@ -324,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"    ratio eddic/raw           {100 * ratio:.1f} % of medians; median of paired "
-                f"ratios {100 * median(ratios[sync, n]):.1f} %" + (target if sync == "FULL" else "")
+                f"ratios {100 * median(ratios[sync, p, n]):.1f} %"
+                + (target if sync == "FULL" else "")
             )
 
         costs, frames = count_costs(folder, workflows=20 if args.quick else 100)
