@@ -145,6 +145,7 @@ def crash_and_recover(
     crashes: list[str],
     instances: int = 1,
     workflow: str = "order",
+    threads: int = 1,
 ) -> Story:
     """Start with ``crashes[0]``, recover once per further crash point, then recover cleanly.
 
@@ -152,7 +153,7 @@ def crash_and_recover(
     """
     story = Story(db)
     common = ["--workflow", workflow, "--fail-shipping", fail_shipping]
-    common += ["--instances", str(instances)]
+    common += ["--instances", str(instances), "--threads", str(threads)]
     plan = [("start", crashes[0] if crashes else "none")]
     plan += [("recover", point) for point in crashes[1:]]
     plan.append(("recover", "none"))

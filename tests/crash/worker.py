@@ -55,9 +55,11 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
@@ -117,6 +119,7 @@ class CrashPoint:
 
 CRASH = CrashPoint()
 _counts: Counter[str] = Counter()
+_count_lock = threading.Lock()
 
 
 def die(where: str) -> NoReturn:
@@ -126,7 +129,7 @@ def die(where: str) -> NoReturn:
     raise AssertionError("unreachable")
 
 
-def crash_in_body(step: str, when: str) -> None:
+def crash_in_body(step: str, when: str, run: int) -> None:
     if CRASH.kind == "stop" and (CRASH.step, CRASH.when) == (step, when):
         print(f"stopped inside the {step} body", flush=True)
         os.kill(os.getpid(), signal.SIGSTOP)
@@ -134,7 +137,7 @@ def crash_in_body(step: str, when: str) -> None:
         return
     if CRASH.kind != "body" or CRASH.step != step or CRASH.when != when:
         return
-    if _counts[f"body:{step}"] == CRASH.number:
+    if run == CRASH.number:
         die(f"{when} run {CRASH.number} of the {step} body")
 
 
@@ -181,15 +184,17 @@ def append_durably(path: str, line: str) -> None:
 
 def body(ctx: ActivityContext, order_id: str, step: str, event: str | None = None) -> None:
     """The side effect of one activity or compensation, bracketed by durable markers."""
-    _counts[f"body:{step}"] += 1  # runs of this body in this process, for body:STEP:WHEN:K
-    crash_in_body(step, "before")
+    with _count_lock:  # bodies may run in several threads (--threads)
+        _counts[f"body:{step}"] += 1  # runs of this body in this process, for body:STEP:WHEN:K
+        run = _counts[f"body:{step}"]
+    crash_in_body(step, "before", run)
     marker = f"attempt={ctx.attempt} key={ctx.idempotency_key}"
     append_durably(EFFECTS, f"{order_id} {step} start {marker}")
-    crash_in_body(step, "inside")
+    crash_in_body(step, "inside", run)
     if event is not None:
         ctx.publish(event, data={"order_id": order_id})
     append_durably(EFFECTS, f"{order_id} {step} end {marker}")
-    crash_in_body(step, "after")
+    crash_in_body(step, "after", run)
 
 
 def sink(event: Event) -> None:
@@ -324,14 +329,26 @@ def planned_orders(count: int, fail_shipping: str) -> list[CrashOrder]:
     return orders
 
 
-def run(app: App, orders: list[CrashOrder], workflow: str, clock: Any = None) -> int:
+def run(
+    app: App, orders: list[CrashOrder], workflow: str, clock: Any = None, threads: int = 1
+) -> int:
     """Start (or, when they exist, just look up) the orders, then work until all are finished.
 
+    ``threads`` > 1 starts the orders from that many threads at once, so that their steps
+    share commits (group commit) and a kill can cut a shared commit.
     When recovering, ``clock`` is freezegun's: when a pass leaves only timers to wait for (retry
     backoff), the clock jumps to the earliest one instead of sleeping.
     """
-    for order in orders:
+
+    def start(order: CrashOrder) -> None:
         app.start(WORKFLOWS[workflow], input=order, instance_id=instance_id_of(order.order_id))
+
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(start, orders))
+    else:
+        for order in orders:
+            start(order)
     if clock is None:
         app.run_due()
         while app.relay_outbox():
@@ -362,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--hours-ahead", type=float, default=1.0, help="recover: clock jump")
     parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="order")
+    parser.add_argument("--threads", type=int, default=1, help="start the orders from N threads")
     args = parser.parse_args(argv)
 
     CRASH = CrashPoint.parse(args.crash)
@@ -378,10 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     with app:
         if args.mode == "start":
-            return run(app, orders, args.workflow)
+            return run(app, orders, args.workflow, threads=args.threads)
         later = datetime.now(timezone.utc) + timedelta(hours=args.hours_ahead)
         with freeze_time(later, tick=True, ignore=FREEZEGUN_IGNORE) as clock:
-            return run(app, orders, args.workflow, clock)
+            return run(app, orders, args.workflow, clock, threads=args.threads)
 
 
 # -- the fork server -------------------------------------------------------------------------------
