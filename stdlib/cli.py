@@ -28,8 +28,8 @@ from .cli_commands import (
     cmd_serve,
     cmd_show,
 )
+from .dbfile import StorageError
 from .kernel import EddicError
-from .storage import StorageError
 
 __all__ = ["build_parser", "main"]
 

@@ -16,14 +16,13 @@ from typing import Any
 
 import sqlite_utils
 
+from .dbfile import StorageError, check_schema
 from .decorators import Workflow
 from .kernel import InstanceNotFound
 from .outbox import select_outbox
 from .replay import Replay
 from .storage import (
     Storage,
-    StorageError,
-    check_schema,
     decoded_history,
     parse_db_url,
     public_instance,

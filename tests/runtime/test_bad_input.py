@@ -20,7 +20,7 @@ from eddic import (
     activity,
     workflow,
 )
-from eddic.storage import StorageError
+from eddic.dbfile import StorageError
 
 
 class Opaque:

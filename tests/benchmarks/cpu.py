@@ -1,0 +1,109 @@
+"""CPU per activity with the disk taken out: the part of a step that is eddic's own work.
+
+    python tests/benchmarks/cpu.py                  # seconds: 9 rounds of 1,000 workflows
+    python tests/benchmarks/cpu.py --instructions   # instructions per workflow (valgrind)
+
+The throughput benchmark mixes eddic's CPU with the disk's fsync, whose cost drifts by 2-4x on
+a VM within minutes. Here the order workflow of ``throughput.py`` (3 trivial activities) runs
+inline at ``synchronous=OFF`` (no fsync), so what is left is Python, pydantic and SQLite's
+statements. Seconds are still noisy on a shared machine (the minimum is the steadiest figure);
+``--instructions`` counts instructions under ``valgrind --tool=callgrind`` instead, which
+repeats to about 1 % for the same code: it runs 100 and 600 workflows in two processes and
+divides the difference by 500, so start-up and imports cancel out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from throughput import bench_order, new_app, order
+
+from eddic import App
+
+
+def run_rounds(app: App, rounds: int, per_round: int) -> list[float]:
+    """CPU milliseconds per activity, one figure per round."""
+    out = []
+    for r in range(rounds):
+        begin = time.process_time()
+        for i in range(per_round):
+            app.start(bench_order, input=order(r * per_round + i))
+        out.append(1000 * (time.process_time() - begin) / (3 * per_round))
+    return out
+
+
+def count_instructions(workflows: int) -> int:
+    """Instructions of one process that starts ``workflows`` workflows (callgrind)."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            str(workflows),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    assert found, proc.stderr[-2000:]
+    return int(found.group(1))
+
+
+def child(workflows: int) -> None:
+    """The measured process: warm up, then start ``workflows`` with fixed instance ids."""
+    logging.getLogger("eddic").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as folder:
+        app = new_app(folder, "OFF", "cpu", warm=30)
+        for i in range(workflows):
+            app.start(bench_order, input=order(i), instance_id=f"wf-{i:08d}")
+        app.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--per-round", type=int, default=1000)
+    parser.add_argument("--instructions", action="store_true", help="count with callgrind")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        child(args.child)
+        return 0
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            print("valgrind is not installed (apt-get install valgrind)")
+            return 1
+        small, large = count_instructions(100), count_instructions(600)
+        print(f"instructions per workflow (3 activities): {(large - small) / 500:,.0f}")
+        return 0
+    logging.getLogger("eddic").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as folder:
+        app = new_app(folder, "OFF", "cpu")
+        try:
+            figures = run_rounds(app, args.rounds, args.per_round)
+        finally:
+            app.shutdown()
+    print(
+        f"CPU per activity at synchronous=OFF, {args.rounds} rounds of {args.per_round} "
+        f"workflows: min {min(figures):.4f} ms, median {statistics.median(figures):.4f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
