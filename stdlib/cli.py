@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", "run a worker until interrupted", cmd_serve)
     p.add_argument("--once", action="store_true", help="one pass of due work, then exit")
     p.add_argument("--poll", type=float, default=None, help="seconds between polls")
+    p.add_argument("--threads", type=int, default=1, help="instances advanced at once (1)")
 
     p = command("outbox", "list the outbox; retry or discard failed rows", cmd_outbox)
     p.add_argument("--status", action="append", help="only these (default: pending,failed)")

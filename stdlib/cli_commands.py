@@ -345,7 +345,7 @@ def cmd_serve(session: Session, args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(f"serving {session.db_url} (Ctrl-C to stop)", flush=True)
-        app.serve(idle_sleep_max=args.poll)
+        app.serve(idle_sleep_max=args.poll, threads=args.threads)
     except KeyboardInterrupt:
         pass
     finally:

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,7 @@ class App:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._serving: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None  # serve(threads=N) only
         self._serve_done = threading.Event()
         self._initialized = False
         self._worker = Worker(
@@ -221,13 +223,16 @@ class App:
         """
         self._ready()
         now = utcnow()
-        advanced = 0
-        for iid, name in self.storage.due_instances(now):
-            advanced += self._worker._resume(iid, name, now)
+        work = self.storage.due_instances(now)
         if recover:
-            for iid, name in self.storage.stale_instances(now):
-                advanced += self._worker._resume(iid, name, now)
+            work += self.storage.stale_instances(now)
             self._last_recovery = now
+        resume = self._worker._resume
+        pool = self._pool
+        if pool is None or len(work) < 2:
+            advanced = sum(resume(iid, name, now) for iid, name in work)
+        else:  # serve(threads=N): instances advance side by side, their steps share commits
+            advanced = sum(pool.map(lambda item: resume(item[0], item[1], now), work))
         if self.outbox_enabled:
             self.relay_outbox()
         return advanced
@@ -262,15 +267,21 @@ class App:
             timeout=self.outbox_timeout_seconds,
         )
 
-    def serve(self, *, idle_sleep_max: float | None = None) -> None:
+    def serve(self, *, idle_sleep_max: float | None = None, threads: int = 1) -> None:
         """The worker loop: run what is due, sleep until the next timer (or a poll), repeat.
 
+        ``threads`` > 1 advances up to that many instances at once (a slow activity then holds
+        up only its own instance, and steps committed together share one transaction).
         Blocks until ``shutdown()`` is called from another thread (or a signal handler).
         """
+        if threads < 1:
+            raise ValueError(f"serve needs at least one thread, not {threads}")
         self._ready()
         self._stop.clear()
         self._serve_done.clear()
         self._serving = threading.current_thread()
+        if threads > 1:
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eddic-worker")
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
         try:
             while not self._stop.is_set():
@@ -291,6 +302,9 @@ class App:
                     wait = min(wait, 1.0)
                 self._wake.wait(wait)
         finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
             self._serving = None
             self._serve_done.set()
 

@@ -5,7 +5,8 @@
 Worker ``INDEX`` of ``WORKERS`` starts ``PER_KIND`` instances of each workflow below (ids
 ``cc-w{INDEX}-{kind}-{j}``) and serves the whole database until every instance of every worker
 has finished and the outbox is drained: ``MODE`` ``serve`` runs ``app.serve()`` in a thread
-(stopped with ``app.shutdown()``), ``loop`` calls ``app.run_due()`` in the main thread.
+(stopped with ``app.shutdown()``; worker 0 with one thread, the others with ``threads=3``),
+``loop`` calls ``app.run_due()`` in the main thread.
 Meanwhile it broadcasts ``cc.go`` while anything waits for it (with event ids shared by the
 workers, so the same event reaches an instance from several processes) and sends the two
 targeted events each ``targeted`` instance of worker ``INDEX + 1`` needs.
@@ -226,7 +227,8 @@ class Worker:
             server = threading.Thread(
                 target=self.call,
                 args=("serve", self.app.serve),
-                kwargs={"idle_sleep_max": 0.05},
+                # worker 0 serves with one thread, worker 2 with three (instances side by side)
+                kwargs={"idle_sleep_max": 0.05, "threads": 1 if self.index == 0 else 3},
                 name=f"cc-serve-{self.index}",
             )
             server.start()

@@ -1,10 +1,11 @@
 """Four processes on one database file: starts, timers, retries, broadcast and targeted events.
 
 Each worker (``cc_worker.py``, a separate ``sys.executable`` process) starts its own instances and
-serves the whole file, two with ``app.serve()`` in a thread and two with ``app.run_due()`` in a
-loop, while sending events to the others' instances. Afterwards the database and the workers'
-side-effect logs must show that every instance finished, nothing was recorded, executed or
-delivered twice, and no exception (``database is locked`` included) reached any caller.
+serves the whole file, two with ``app.serve()`` in a thread (one of them with ``threads=3``) and
+two with ``app.run_due()`` in a loop, while sending events to the others' instances. Afterwards
+the database and the workers' side-effect logs must show that every instance finished, nothing
+was recorded, executed or delivered twice, and no exception (``database is locked`` included)
+reached any caller.
 """
 
 from __future__ import annotations

@@ -6,9 +6,15 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-from eddic import App
+import pytest
+from freezegun import freeze_time
+
+from eddic import App, Sleep, WorkflowContext, activity, workflow
+
+T0 = datetime(2026, 4, 1, 8, 0, tzinfo=timezone.utc)
 
 HERE = Path(__file__).parent
 
@@ -38,3 +44,39 @@ def test_a_timer_created_in_another_process_fires_in_this_processs_serve(db_path
     with App(db_url=url) as check:
         assert check.result(iid) == "woke"
     assert not worker.is_alive()
+
+
+side_by_side = threading.Barrier(4)
+
+
+@activity
+def serve_meet(n: int) -> int:
+    side_by_side.wait(timeout=10)  # four instances must be in their activity at the same time
+    return n
+
+
+@workflow
+def serve_meeting(ctx: WorkflowContext, n: int) -> int:
+    yield Sleep(1)
+    return (yield serve_meet(n))
+
+
+def test_serve_with_threads_advances_instances_side_by_side(db_path: Path) -> None:
+    side_by_side.reset()
+    with freeze_time(T0) as clock, App(db_url=f"sqlite:///{db_path}") as app:
+        ids = [app.start(serve_meeting, input=n) for n in range(4)]
+        clock.tick(2)
+        worker = threading.Thread(target=lambda: app.serve(idle_sleep_max=0.05, threads=4))
+        worker.start()
+        for _ in range(400):  # up to 20 s of real time (freezegun stops time.monotonic)
+            if all(app.get_instance(i)["status"] in ("completed", "failed") for i in ids):
+                break
+            time.sleep(0.05)
+        app.shutdown()
+        worker.join(10)
+        assert [app.result(i) for i in ids] == [0, 1, 2, 3]
+
+
+def test_serve_refuses_zero_threads(app: App) -> None:
+    with pytest.raises(ValueError, match="at least one thread"):
+        app.serve(threads=0)
