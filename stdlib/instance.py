@@ -119,9 +119,6 @@ class LiveInstance:
             status = "running"
         return Survey(status, wake, run, events)
 
-    def status(self, now: datetime) -> str:
-        return self.survey(now).status
-
     def backoff_until(self, seq: int, now: datetime) -> datetime | None:
         state = self.attempts.get(seq)
         if state is None or state[2] is None:

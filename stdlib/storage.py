@@ -202,10 +202,6 @@ class Storage:
 
     # -- instances --
 
-    def insert_instance(self, db: sqlite_utils.Database, row: dict[str, Any]) -> int:
-        """Insert a new instance; returns its key (``ikey``, the high bits of its history ids)."""
-        return steps.insert_instance(_writer(db), row)
-
     def instance_row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any] | None:
         cursor = db.execute("SELECT * FROM instances WHERE instance_id = ?", [instance_id])
         names = [d[0] for d in cursor.description]
@@ -321,15 +317,12 @@ class Storage:
         key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         base = key << POS_BITS
         step.history = [(base | r[0], *r[1:]) for r in step.history]
-        self._write_rows(db, step, now)
+        steps.write_rows(cur, step, now)
         return None, key
 
     def write_step(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
         """The step's instance columns, fenced by its lease epoch, then its rows."""
         steps.write_step(_writer(db), step, now)
-
-    def _write_rows(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
-        steps.write_rows(_writer(db), step, now)
 
     def attempts_of(
         self, db: sqlite_utils.Database, instance_id: str
