@@ -169,8 +169,8 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             "AND m.consumed_seq IS NULL LIMIT 1",
             [iid],
         ).fetchone()
+        step.woke = ready is not None  # set afresh: a group commit may run this twice
         if ready:
-            step.woke = True
             cur.execute(
                 "UPDATE instances SET wake_at = ? WHERE instance_id = ?", [to_text(now), iid]
             )

@@ -306,7 +306,8 @@ class Storage:
         """Insert a new instance and its first step: ``(None, key)``. For an id already taken,
         write nothing and return ``(its workflow name, 0)``.
 
-        The step's history ids were built before the instance had a key; they get it here.
+        The step's history ids were built before the instance had a key; they get it here,
+        from each row's pos, so that running this again (a group commit redone) is harmless.
         """
         cur = _writer(db)
         taken = cur.execute(
@@ -316,7 +317,7 @@ class Storage:
             return str(taken[0]), 0
         key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         base = key << POS_BITS
-        step.history = [(base | r[0], *r[1:]) for r in step.history]
+        step.history = [(base | r[2], *r[1:]) for r in step.history]
         steps.write_rows(cur, step, now)
         return None, key
 

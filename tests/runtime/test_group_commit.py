@@ -187,3 +187,41 @@ def test_threads_starting_workflows_at_once_each_finish_with_every_record_once(
         conn.close()
     assert len(records) == 4 * len(orders)  # two activities, scheduled and resolved
     assert set(records.values()) == {1}
+
+
+def test_a_start_redone_after_another_writer_slipped_in_keeps_its_history_ids_right(
+    tmp_path: Path,
+) -> None:
+    # A shared commit whose piece fails is rolled back and redone; between the two, another
+    # process may insert an instance, so the redone start gets a different key.
+    path = tmp_path / "redo.db"
+    with App(db_url=f"sqlite:///{path}") as app:
+        storage = app.storage
+        real_run = storage.commits.run
+
+        class Undo(Exception):
+            pass
+
+        def redone_once(fn: Callable[[Any], Any]) -> Any:
+            storage.commits.run = real_run  # type: ignore[method-assign]
+            with pytest.raises(Undo), storage.transaction() as db:
+                fn(db)
+                raise Undo
+            with storage.transaction() as db:
+                db.execute(
+                    "INSERT INTO instances (instance_id, workflow_name, status, created_at, "
+                    "updated_at) VALUES ('slipped-in', 'other', 'completed', 't', 't')"
+                )
+            return real_run(fn)
+
+        storage.commits.run = redone_once  # type: ignore[method-assign]
+        iid = app.start(gc_order, input=7)
+        assert app.result(iid) == ["R7", "C7/R7"]
+    conn = sqlite3.connect(path)
+    try:
+        (key,) = conn.execute("SELECT ikey FROM instances WHERE instance_id = ?", [iid]).fetchone()
+        rows = conn.execute("SELECT id, pos FROM history WHERE instance_id = ?", [iid]).fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 4
+    assert all(row_id == key << 24 | pos for row_id, pos in rows)
