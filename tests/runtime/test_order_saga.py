@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from eddic import (
     ActivityContext,
     App,
+    Sleep,
     WorkflowContext,
     WorkflowFailed,
     activity,
@@ -142,3 +143,20 @@ def test_a_model_instance_is_accepted_as_input(app: App) -> None:
 def test_the_workflow_can_be_started_by_its_registered_name(app: App) -> None:
     iid = app.start("saga_order", input=order())
     assert app.get_instance(iid)["workflow_name"] == "saga_order"
+
+
+entered: list[str] = []
+
+
+@workflow
+def saga_counted(ctx: WorkflowContext, order: Order) -> str:
+    entered.append(order.order_id)  # code before the first yield; normally pure
+    yield Sleep(60)
+    return order.order_id
+
+
+def test_starting_again_with_a_taken_id_runs_no_workflow_code(app: App) -> None:
+    entered.clear()
+    app.start(saga_counted, input=order(), instance_id="counted-1")
+    app.start(saga_counted, input=order(), instance_id="counted-1")
+    assert entered == ["A1"]
