@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, NoReturn
+from typing import Any
 
 from . import display
 from .dbview import ReadOnlyDatabase
@@ -342,21 +342,25 @@ def cmd_serve(session: Session, args: argparse.Namespace) -> int:
         finally:
             app.shutdown()
         return EXIT_OK
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+
+    def graceful(signum: int, frame: Any) -> None:
+        if app._stop.is_set():  # a second signal: stop now; recovery redoes the cut step
+            raise KeyboardInterrupt
+        print("stopping after the steps in progress (signal again to stop now)", flush=True)
+        app.stop()
+
+    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         print(f"serving {session.db_url} (Ctrl-C to stop)", flush=True)
         app.serve(idle_sleep_max=args.poll, threads=args.threads)
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         app.shutdown()
     print("stopped", flush=True)
     return EXIT_OK
-
-
-def _interrupt(signum: int, frame: Any) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 def cmd_outbox(session: Session, args: argparse.Namespace) -> int:

@@ -87,6 +87,12 @@ class App:
         self.storage.open()
         self._initialized = True
 
+    def stop(self) -> None:
+        """Ask ``serve()`` to return after the steps in progress; each instance it was running
+        hands its lease back, for the next recovery pass. Safe in a signal handler."""
+        self._stop.set()
+        self._wake.set()
+
     def shutdown(self) -> None:
         """Stop ``serve()`` and close the database connections."""
         self._stop.set()
@@ -236,18 +242,28 @@ class App:
         Returns how many instances were advanced. ``serve()`` passes ``recover=False`` between
         recovery passes (every ``recovery_interval_seconds``).
         """
+        return self._run_pass(recover=recover, stop=None)
+
+    def _run_pass(self, *, recover: bool, stop: threading.Event | None) -> int:
+        """``run_due``; for ``serve``, ``stop`` ends the pass after the steps in progress."""
         self._ready()
         now = utcnow()
         work = self.storage.due_instances(now)
         if recover:
             work += self.storage.stale_instances(now)
             self._last_recovery = now
-        resume = self._worker._resume
+        worker = self._worker
+
+        def resume(item: tuple[str, str]) -> int:
+            if stop is not None and stop.is_set():
+                return 0
+            return worker._resume(item[0], item[1], now, stop)
+
         pool = self._pool
         if pool is None or len(work) < 2:
-            advanced = sum(resume(iid, name, now) for iid, name in work)
+            advanced = sum(resume(item) for item in work)
         else:  # serve(threads=N): instances advance side by side, their steps share commits
-            advanced = sum(pool.map(lambda item: resume(item[0], item[1], now), work))
+            advanced = sum(pool.map(resume, work))
         if self.outbox_enabled:
             self.relay_outbox()
         return advanced
@@ -305,7 +321,7 @@ class App:
                 due = last is None or (utcnow() - last).total_seconds() >= (
                     self.recovery_interval_seconds
                 )
-                self.run_due(recover=due)
+                self._run_pass(recover=due, stop=self._stop)
                 if self._stop.is_set():
                     break
                 now = utcnow()

@@ -69,7 +69,13 @@ class Worker:
         self._keeper = LeaseKeeper(self.storage)
         self._cache.clear()
 
-    def _resume(self, instance_id: str, workflow_name: str, now: datetime) -> int:
+    def _resume(
+        self,
+        instance_id: str,
+        workflow_name: str,
+        now: datetime,
+        stop: threading.Event | None = None,
+    ) -> int:
         skip = self._skip_until.get(instance_id)
         if skip is not None and skip > now:
             return 0
@@ -101,7 +107,7 @@ class Worker:
         live.epoch = epoch
         live.written = {}
         live.lease_until = None  # renewed by the first step
-        self._drive(live)
+        self._drive(live, stop)
         return 1
 
     def _load(self, wf: Workflow[Any], row: dict[str, Any], epoch: int) -> LiveInstance:
@@ -143,10 +149,18 @@ class Worker:
         retry = now + timedelta(seconds=self.recovery_interval_seconds)
         self.storage.set_retry_after(instance_id, retry, error)
 
-    def _drive(self, live: LiveInstance) -> None:
-        """Run the instance until it finishes or has nothing to do but wait (lease released)."""
+    def _drive(self, live: LiveInstance, stop: threading.Event | None = None) -> None:
+        """Run the instance until it finishes or has nothing to do but wait (lease released).
+
+        When ``stop`` is set (a serving worker shutting down), return after the step in progress
+        and hand the lease back, so that any worker's next recovery pass goes on from there.
+        """
         try:
             while not live.interp.finished:
+                if stop is not None and stop.is_set():
+                    self._cache.pop(live.instance_id, None)
+                    self.storage.release(live.instance_id, self.worker_id, live.epoch)
+                    return
                 now = utcnow()
                 runnable = self._runnable(live, now)
                 if runnable is not None:

@@ -395,7 +395,7 @@ def test_serve_runs_until_interrupted_and_stops_cleanly(cli: Cli, stop: signal.S
     proc.send_signal(stop)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert out == "stopped\n"
+    assert out == "stopping after the steps in progress (signal again to stop now)\nstopped\n"
 
 
 def fail_outbox(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -80,3 +82,83 @@ def test_serve_with_threads_advances_instances_side_by_side(db_path: Path) -> No
 def test_serve_refuses_zero_threads(app: App) -> None:
     with pytest.raises(ValueError, match="at least one thread"):
         app.serve(threads=0)
+
+
+GRACEFUL = """
+import os, time
+from pathlib import Path
+from eddic import App, Sleep, activity, workflow
+
+HERE = Path(__file__).parent
+app = App(db_url=f"sqlite:///{HERE / 'graceful.db'}")
+
+
+def mark(text):
+    with open(HERE / "marks", "a") as f:
+        f.write(text + "\\n")
+
+
+@activity
+def graceful_slow() -> str:
+    mark("slow started")
+    time.sleep(1.5)
+    mark("slow ended")
+    return "slow"
+
+
+@activity
+def graceful_next() -> str:
+    mark("next ran")
+    return "next"
+
+
+@workflow
+def graceful_flow(ctx, _: None = None) -> list:
+    yield Sleep(0.2)
+    first = yield graceful_slow()
+    second = yield graceful_next()
+    return [first, second]
+"""
+
+
+def test_sigterm_lets_eddic_serve_finish_the_step_in_progress_then_hand_the_lease_back(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "graceful_service.py").write_text(GRACEFUL)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import graceful_service as service
+    finally:
+        sys.path.remove(str(tmp_path))
+    marks = tmp_path / "marks"
+    with service.app as app:
+        iid = app.start(service.graceful_flow)
+    time.sleep(0.3)  # the timer is due
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eddic", "serve", "--app", "graceful_service:app", "--poll", "0.05"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for _ in range(200):  # up to 10 s for the slow activity to start
+        if marks.exists() and "slow started" in marks.read_text():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "stopping after the steps in progress" in out
+    assert marks.read_text().splitlines() == ["slow started", "slow ended"]  # not cut, no more
+    with App(db_url=f"sqlite:///{tmp_path / 'graceful.db'}") as app:
+        info = app.get_instance(iid)
+        assert info["status"] == "running"
+        with app.storage.reading() as db:
+            owner = db.execute(
+                "SELECT lock_owner FROM instances WHERE instance_id = ?", [iid]
+            ).fetchone()[0]
+        assert owner is None  # handed back, not left to expire
+        assert app.run_due() == 1  # the next recovery pass goes on at once
+        assert app.result(iid) == ["slow", "next"]
+    assert marks.read_text().splitlines() == ["slow started", "slow ended", "next ran"]
