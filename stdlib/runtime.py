@@ -130,7 +130,8 @@ class App:
         input_json, input_value = self._validate_input(wf, input)
         iid = instance_id or str(uuid.uuid4())
         if instance_id is not None:  # a start repeated with its id runs no workflow code again
-            taken = self._taken(iid)
+            with self.storage.reading() as db:
+                taken = self.storage.workflow_of(db, iid)
             if taken is not None:
                 return self._started_already(iid, taken, wf)
         timeout = lock_timeout_seconds or wf.lock_timeout_seconds
@@ -171,14 +172,6 @@ class App:
         if not step.release:  # released: it waits; driving it would park it again
             self._worker._drive(live)
         return iid
-
-    def _taken(self, instance_id: str) -> str | None:
-        """The workflow name of an existing instance with this id, or None."""
-        with self.storage.reading() as db:
-            row = db.execute(
-                "SELECT workflow_name FROM instances WHERE instance_id = ?", [instance_id]
-            ).fetchone()
-        return None if row is None else str(row[0])
 
     def _started_already(self, iid: str, taken: str, wf: Workflow[Any]) -> str:
         if taken != wf.name:

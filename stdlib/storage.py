@@ -202,6 +202,13 @@ class Storage:
 
     # -- instances --
 
+    def workflow_of(self, db: sqlite_utils.Database, instance_id: str) -> str | None:
+        """The workflow name of the instance with this id, or None when there is none."""
+        row = db.execute(
+            "SELECT workflow_name FROM instances WHERE instance_id = ?", [instance_id]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def instance_row(self, db: sqlite_utils.Database, instance_id: str) -> dict[str, Any] | None:
         cursor = db.execute("SELECT * FROM instances WHERE instance_id = ?", [instance_id])
         names = [d[0] for d in cursor.description]
@@ -309,12 +316,10 @@ class Storage:
         The step's history ids were built before the instance had a key; they get it here,
         from each row's pos, so that running this again (a group commit redone) is harmless.
         """
-        cur = _writer(db)
-        taken = cur.execute(
-            "SELECT workflow_name FROM instances WHERE instance_id = ?", [row["instance_id"]]
-        ).fetchone()
+        taken = self.workflow_of(db, row["instance_id"])
         if taken is not None:
-            return str(taken[0]), 0
+            return taken, 0
+        cur = _writer(db)
         key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         base = key << POS_BITS
         step.history = [(base | r[2], *r[1:]) for r in step.history]
