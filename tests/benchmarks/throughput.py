@@ -46,6 +46,7 @@ from benchlib import (
     spread,
     trace_statements,
 )
+from sqlfloor import Replayer, record
 from pydantic import BaseModel
 
 from eddic import App, activity, workflow
@@ -212,13 +213,15 @@ def paired_run(
     warm_raw: int = WARM_RAW_COMMITS,
     threads: int = 1,
     processes: int = 1,
+    floor_too: bool = False,
 ) -> dict[str, float]:
     """Raw commits and eddic workflows in alternating chunks, so both see the same disk.
 
     ``threads`` > 1 starts the workflows from that many threads at once (group commit);
     ``processes`` > 1 from that many processes (each with ``threads`` threads) on one file.
     Returns raw commits/s, eddic activities/s (wall), workflows/s, CPU per activity, and
-    commits per activity.
+    commits per activity. ``floor_too`` adds a third side to each round: eddic's recorded
+    statements replayed by plain sqlite3 (``sqlfloor``), as "floor activities/s".
     """
     conn = connect_like_eddic(os.path.join(folder, f"raw-{tag}.db"), synchronous)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
@@ -227,8 +230,9 @@ def paired_run(
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT INTO t (v) VALUES (?)", (payload,))
         conn.execute("COMMIT")
+    floor = sql_floor(folder, synchronous, tag, workflows, warm_wf) if floor_too else None
     app = new_app(folder, synchronous, tag, warm_wf)
-    raw_wall = wall = cpu = 0.0
+    raw_wall = wall = cpu = floor_wall = 0.0
     done_wf = done_raw = 0
     starters = Starters(app, threads, processes)
     try:
@@ -245,6 +249,10 @@ def paired_run(
             begin = time.perf_counter()
             cpu += starters.run(range(done_wf, done_wf + n_wf))
             wall += time.perf_counter() - begin
+            if floor is not None:
+                begin = time.perf_counter()
+                floor.run(n_wf)
+                floor_wall += time.perf_counter() - begin
             done_wf += n_wf
         batches, works = starters.commits()
         batches -= starters.batches0
@@ -257,11 +265,20 @@ def paired_run(
         finished = app.list_instances(status="completed", limit=None)
         total = workflows + warm_wf + (20 * processes if processes > 1 else 0)
         assert len(finished) == total, f"{len(finished)} of {total} workflows completed"
+        if floor is not None:
+            done = floor.conn.execute(
+                "SELECT count(*) FROM instances WHERE status = 'completed'"
+            ).fetchone()[0]
+            assert done == workflows + warm_wf, f"replay completed {done} of {workflows + warm_wf}"
     finally:
         app.shutdown()
         conn.close()
+        if floor is not None:
+            floor.close()
     activities = workflows * ACTIVITIES_PER_WORKFLOW
+    extra = {"floor activities/s": activities / floor_wall} if floor is not None else {}
     return {
+        **extra,
         "commits/activity": batches / activities,
         "steps/commit": works / max(1, batches),
         "raw commits/s": raw_commits / raw_wall,
@@ -270,6 +287,22 @@ def paired_run(
         "wall ms/activity": 1000 * wall / activities,
         "cpu ms/activity": 1000 * cpu / activities,
     }
+
+
+def sql_floor(folder: str, synchronous: str, tag: str, workflows: int, warm: int) -> Replayer:
+    """Records eddic's statements for ``workflows`` workflows (untimed) on one warmed file, and
+    returns a replayer of them on another file warmed up the same way."""
+    source = new_app(folder, synchronous, f"{tag}-recorded", warm)
+    try:
+        per_workflow = record(
+            source, lambda i: start_all(source, range(i, i + 1)), range(workflows)
+        )
+    finally:
+        source.shutdown()
+    target = new_app(folder, synchronous, f"{tag}-replayed", warm)
+    path = target.storage.path
+    target.shutdown()
+    return Replayer(path, synchronous, per_workflow)
 
 
 def start_all(app: App, numbers: range) -> None:
@@ -326,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         "thread (the issue's case); more threads share commits (group commit); more processes "
         "use more cores",
     )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the third side of the 1x1 runs: eddic's recorded SQL replayed alone",
+    )
     args = parser.parse_args(argv)
     starters = [tuple(int(n) for n in spec.split("x")) for spec in args.starters.split(",")]
     workflows = args.workflows or (50 if args.quick else 1000)
@@ -360,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                     *warm,
                     threads=n,
                     processes=p,
+                    floor_too=(p, n) == (1, 1) and not args.no_floor,
                 )
                 rate = run["raw commits/s"]
                 raw[sync, p, n].append(rate)
@@ -370,7 +409,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"eddic {run['activities/s']:6,.0f} activities/s "
                     f"(cpu {run['cpu ms/activity']:.3f} ms/activity, "
                     f"{run['commits/activity']:.2f} commits/activity) | ratio "
-                    f"{100 * run['activities/s'] / rate:5.1f} %",
+                    f"{100 * run['activities/s'] / rate:5.1f} %"
+                    + (
+                        f" | eddic's SQL alone {run['floor activities/s']:6,.0f} activities/s, "
+                        f"{100 * run['floor activities/s'] / rate:5.1f} %"
+                        if "floor activities/s" in run
+                        else ""
+                    ),
                     flush=True,
                 )
 
@@ -407,6 +452,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"ratios {100 * median(ratios[sync, p, n]):.1f} %"
                 + (target if sync == "FULL" else "")
             )
+            if "floor activities/s" in runs[0]:
+                floor = [r["floor activities/s"] for r in runs]
+                print(f"    eddic's SQL alone, act/s  {spread(floor)}")
+                print(
+                    f"    ratio SQL alone/raw       {100 * median(floor) / median(raw[sync, p, n]):.1f}"
+                    " % of medians: the ceiling for code that writes these rows (sqlfloor.py)"
+                )
 
         costs, frames = count_costs(folder, workflows=20 if args.quick else 100)
         raw_frames = raw_wal_frames_per_commit(folder)
