@@ -164,7 +164,9 @@ class App:
         }
         storage = self.storage
         taken, live.key = storage.commits.run(
-            lambda db: storage.create_instance(db, row, step, now)
+            lambda db: storage.create_instance(
+                db, row, step, now, check_taken=instance_id is not None
+            )
         )
         if taken is not None:  # started meanwhile by another caller
             return self._started_already(iid, taken, wf)

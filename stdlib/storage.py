@@ -308,17 +308,26 @@ class Storage:
         self.commits.run(lambda db: self.write_step(db, step, now))
 
     def create_instance(
-        self, db: sqlite_utils.Database, row: dict[str, Any], step: StepWrite, now: datetime
+        self,
+        db: sqlite_utils.Database,
+        row: dict[str, Any],
+        step: StepWrite,
+        now: datetime,
+        *,
+        check_taken: bool = True,
     ) -> tuple[str | None, int]:
         """Insert a new instance and its first step: ``(None, key)``. For an id already taken,
-        write nothing and return ``(its workflow name, 0)``.
+        write nothing and return ``(its workflow name, 0)``. ``check_taken=False`` skips that
+        read for an id just drawn at random (a uuid4): were it ever taken, the insert fails on
+        the unique id and nothing is written.
 
         The step's history ids were built before the instance had a key; they get it here,
         from each row's pos, so that running this again (a group commit redone) is harmless.
         """
-        taken = self.workflow_of(db, row["instance_id"])
-        if taken is not None:
-            return taken, 0
+        if check_taken:
+            taken = self.workflow_of(db, row["instance_id"])
+            if taken is not None:
+                return taken, 0
         cur = _writer(db)
         key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         base = key << POS_BITS

@@ -46,8 +46,8 @@ from benchlib import (
     spread,
     trace_statements,
 )
-from sqlfloor import Replayer, record
 from pydantic import BaseModel
+from sqlfloor import Replayer, record
 
 from eddic import App, activity, workflow
 
@@ -455,9 +455,10 @@ def main(argv: list[str] | None = None) -> int:
             if "floor activities/s" in runs[0]:
                 floor = [r["floor activities/s"] for r in runs]
                 print(f"    eddic's SQL alone, act/s  {spread(floor)}")
+                ceiling = median(floor) / median(raw[sync, p, n])
                 print(
-                    f"    ratio SQL alone/raw       {100 * median(floor) / median(raw[sync, p, n]):.1f}"
-                    " % of medians: the ceiling for code that writes these rows (sqlfloor.py)"
+                    f"    ratio SQL alone/raw       {100 * ceiling:.1f} % of medians: the ceiling"
+                    " for code that writes these rows (sqlfloor.py)"
                 )
 
         costs, frames = count_costs(folder, workflows=20 if args.quick else 100)

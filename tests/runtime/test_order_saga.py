@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+
 import pytest
 from pydantic import BaseModel
 
@@ -160,3 +163,19 @@ def test_starting_again_with_a_taken_id_runs_no_workflow_code(app: App) -> None:
     app.start(saga_counted, input=order(), instance_id="counted-1")
     app.start(saga_counted, input=order(), instance_id="counted-1")
     assert entered == ["A1"]
+
+
+def test_a_drawn_id_that_is_already_taken_fails_the_start_and_leaves_the_first_alone(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A start without an id skips the "is this id taken" read: a uuid4 never repeats in
+    # practice, and if it did, the unique id makes the insert fail with nothing written.
+    first = app.start(saga_order, input=order())
+    monkeypatch.setattr("eddic.runtime.uuid.uuid4", lambda: uuid.UUID(first))
+    calls.clear()
+    with pytest.raises(sqlite3.IntegrityError, match="instance_id"):
+        app.start(saga_order, input=order(fail_at="ship"))
+    assert calls == []  # the second workflow's activities never ran
+    assert [i["instance_id"] for i in app.list_instances()] == [first]
+    assert app.get_instance(first)["status"] == "completed"
+    assert [r["seq"] for r in app.history(first) if r["record"] == "resolved"] == [1, 2, 3]
