@@ -29,7 +29,8 @@ from .errors import (
     WorkflowFailed,
 )
 from .history import Event, Failure, Record, Resolved, Scheduled
-from .interpreter import Interpreter, Pending, Phase, Trace
+from .interpreter import Interpreter, Phase
+from .waits import Pending, Trace
 
 __all__ = [
     "EDDIC_NAMESPACE",

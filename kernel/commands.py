@@ -1,8 +1,8 @@
 """Every command a workflow may yield, in one module.
 
 Commands are frozen data: they describe what the workflow wants, and the interpreter's handler
-table (``interpreter._LEAVES``) decides what each one means. A new command is a new class here and
-a new entry there.
+table (``handlers.LEAVES`` and its companions) decides what each one means. A new command is a
+new class here and new entries there.
 """
 
 from __future__ import annotations

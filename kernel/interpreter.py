@@ -9,11 +9,15 @@ record, or from the start time it was given.
 
 Each leaf command the code yields (an activity call, a timer, an event wait, a publish, or a
 compensation the kernel itself emits) gets the next sequence number ``seq`` and goes into a FIFO
-of *unmatched* leaves. A fed ``Scheduled`` record must match the oldest unmatched leaf by seq,
-kind and name (arguments may differ: they are data, not identity); anything else is a
-``NonDeterminismError``. When the history runs out, the unmatched leaves are new decisions:
-``decide()`` turns them into ``Scheduled`` records for the caller to persist. A ``Publish`` is
-self-resolving: ``decide()`` also emits its ``Resolved`` record, valued with its event id.
+of *unmatched* leaves. What a command means (its record's kind, name, deadline and arguments,
+how its failure is thrown back) is looked up in the tables of ``handlers``; the leaves and the
+All/First trees over them are in ``waits``.
+
+A fed ``Scheduled`` record must match the oldest unmatched leaf by seq, kind and name (arguments
+may differ: they are data, not identity); anything else is a ``NonDeterminismError``. When the
+history runs out, the unmatched leaves are new decisions: ``decide()`` turns them into
+``Scheduled`` records for the caller to persist. A ``Publish`` is self-resolving: ``decide()``
+also emits its ``Resolved`` record, valued with its event id.
 
 A matched leaf waits in ``pending`` until a ``Resolved`` record with its seq arrives. Leaves of one
 yield form a small tree (``All``/``First`` nodes over leaves); a resolution settles its leaf and
@@ -40,25 +44,23 @@ import inspect
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .commands import (
-    All,
-    CallActivity,
-    Command,
-    First,
-    Publish,
-    Sleep,
-    SleepUntil,
-    WaitEvent,
-    activity_name,
-)
+from .commands import CallActivity, Command
 from .context import Context, derived_uuid
-from .errors import ActivityFailed, EddicError, EventTimeout, NonDeterminismError
+from .errors import EddicError, NonDeterminismError
+from .handlers import (
+    ARGS,
+    COMBINATORS,
+    FAILURES,
+    LEAVES,
+    RUN_TO_COMPLETION,
+    SELF_RESOLVING,
+)
 from .history import Failure, Record, Resolved, Scheduled
+from .waits import SOLO, Leaf, Node, Pending, Trace
 
 __all__ = ["Interpreter", "Pending", "Phase", "Trace"]
 
@@ -69,172 +71,6 @@ class Phase(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     BROKEN = "broken"  # a NonDeterminismError was raised; no more input is accepted
-
-
-# -- the handler table: what each leaf command means --------------------------------------------
-#
-# A handler returns (kind, name, deadline) for a leaf, given the workflow's current time; its
-# arguments for the Scheduled record are built only when the record is new (``_ARGS``): a replay
-# takes them from history and never needs them.
-
-_Spec = tuple[str, str, "datetime | None"]
-
-
-def _call_activity(cmd: CallActivity, now: datetime) -> _Spec:
-    return ("activity", activity_name(cmd.activity), None)
-
-
-def _sleep(cmd: Sleep, now: datetime) -> _Spec:
-    return ("timer", "sleep", now + timedelta(seconds=cmd.seconds))
-
-
-def _sleep_until(cmd: SleepUntil, now: datetime) -> _Spec:
-    return ("timer", "sleep", cmd.when)
-
-
-def _wait_event(cmd: WaitEvent, now: datetime) -> _Spec:
-    deadline = None if cmd.timeout is None else now + timedelta(seconds=cmd.timeout)
-    return ("event", cmd.event_type, deadline)
-
-
-def _publish(cmd: Publish, now: datetime) -> _Spec:
-    return ("publish", cmd.event_type, None)
-
-
-_LEAVES: dict[type[Any], Callable[[Any, datetime], _Spec]] = {
-    CallActivity: _call_activity,
-    Sleep: _sleep,
-    SleepUntil: _sleep_until,
-    WaitEvent: _wait_event,
-    Publish: _publish,
-}
-
-#: The ``args`` of a new Scheduled record, per command class.
-_ARGS: dict[type[Any], Callable[[Any], Any]] = {
-    CallActivity: lambda cmd: {"args": cmd.args, "kwargs": dict(cmd.kwargs)},
-    Sleep: lambda cmd: {"seconds": cmd.seconds},
-    SleepUntil: lambda cmd: {"until": cmd.when.isoformat()},
-    WaitEvent: lambda cmd: {"timeout": cmd.timeout},
-    Publish: lambda cmd: {"data": cmd.data, "source": cmd.source},
-}
-
-#: Combinators: how a node settles once its children do.
-_COMBINATORS: dict[type[Any], str] = {All: "all", First: "first"}
-
-#: Kinds whose value the kernel knows at decision time: seq -> value.
-_SELF_RESOLVING: dict[str, Callable[[str, int], Any]] = {
-    "publish": lambda instance_id, seq: str(derived_uuid(instance_id, seq)),
-}
-
-#: Kinds that run to completion even when abandoned (the rest are cancelled).
-_RUN_TO_COMPLETION = frozenset({"activity", "compensation"})
-
-
-def _activity_failed(leaf: _Leaf, failure: Failure) -> BaseException:
-    return ActivityFailed(leaf.name, failure.type, failure.message, failure.attempts)
-
-
-def _event_timeout(leaf: _Leaf, failure: Failure) -> BaseException:
-    return EventTimeout(leaf.name, leaf.deadline)
-
-
-#: How a recorded failure of each kind is thrown into the workflow.
-_FAILURES: dict[str, Callable[[_Leaf, Failure], BaseException]] = {
-    "activity": _activity_failed,
-    "compensation": _activity_failed,
-    "event": _event_timeout,
-}
-
-
-# -- wait trees ---------------------------------------------------------------------------------
-
-
-class _Node:
-    """One node of the tree a single yield waits on: a leaf, or an All/First over children."""
-
-    __slots__ = ("done", "index", "mode", "parent", "remaining", "results", "value")
-
-    # Set on All/First nodes only (a leaf node is built once per command: keep it cheap).
-    remaining: int  # children not settled yet (All)
-    results: list[Any]  # the children's values, in argument order (All)
-    value: Any  # the value of a node that settled as it was built
-
-    def __init__(self, mode: str, parent: _Node | None, index: int) -> None:
-        self.mode = mode  # "leaf", "all" or "first"
-        self.parent = parent
-        self.index = index
-        self.done = False
-
-    @classmethod
-    def combinator(cls, mode: str, parent: _Node | None, index: int, size: int) -> _Node:
-        node = cls(mode, parent, index)
-        node.remaining = size
-        node.results = [None] * size
-        node.value = None
-        return node
-
-
-class _Leaf:
-    __slots__ = ("command", "deadline", "kind", "name", "node", "record", "seq")
-
-    def __init__(
-        self,
-        seq: int,
-        command: Command,
-        kind: str,
-        name: str,
-        deadline: datetime | None,
-        node: _Node | None,
-    ) -> None:
-        self.seq = seq
-        self.command = command
-        self.kind = kind
-        self.name = name
-        self.deadline = deadline
-        self.node = node  # None once abandoned, or for compensations; _SOLO: a yield of its own
-        self.record: Scheduled | None = None
-
-
-#: The node of a leaf yielded on its own (the common case): no tree to build or walk.
-_SOLO = _Node("leaf", None, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A recorded command still waiting for the caller to resolve it."""
-
-    seq: int
-    command: Command
-    record: Scheduled
-
-    @property
-    def kind(self) -> str:
-        return self.record.kind
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def deadline(self) -> datetime | None:
-        return self.record.deadline
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """What an observer sees: a recorded command matched, or an outcome delivered.
-
-    ``event`` is ``"matched"`` (``record`` is the ``Scheduled`` the code's ``command`` matched) or
-    ``"resolved"`` (``record`` is the ``Resolved``; ``error`` is what a failure throws into the
-    workflow; ``abandoned`` when the workflow no longer waits on that command).
-    """
-
-    event: str
-    seq: int
-    command: Command
-    record: Record
-    error: BaseException | None = None
-    abandoned: bool = False
 
 
 def _describe(kind: str, name: str) -> str:
@@ -280,12 +116,12 @@ class Interpreter:
         self._gen_done = False
         self._next_seq = 1
         self._uuid_calls = 0
-        self._unmatched: deque[_Leaf] = deque()
-        self._leaves: dict[int, _Leaf] = {}  # yielded and not yet resolved (nor cancelled)
+        self._unmatched: deque[Leaf] = deque()
+        self._leaves: dict[int, Leaf] = {}  # yielded and not yet resolved (nor cancelled)
         self._pending: list[Pending] | None = None  # memo of .pending; None when stale
         self._outstanding = 0  # leaves in _leaves that run to completion
-        self._root: _Node | None = None
-        self._root_leaves: list[_Leaf] = []
+        self._root: Node | None = None
+        self._root_leaves: list[Leaf] = []
         self._stack: list[CallActivity] = []
         self._broken: str | None = None
         self._observer = observer
@@ -368,19 +204,19 @@ class Interpreter:
                     leaf.seq,
                     leaf.kind,
                     leaf.name,
-                    _ARGS[type(leaf.command)](leaf.command),
+                    ARGS[type(leaf.command)](leaf.command),
                     self._clock,
                     leaf.deadline,
                 )
                 leaf.record = record
                 out.append(record)
                 self._pending = None
-                if record.kind in _SELF_RESOLVING:
+                if record.kind in SELF_RESOLVING:
                     to_resolve.append(record)
             if not to_resolve:
                 break
             record = to_resolve.popleft()
-            value = _SELF_RESOLVING[record.kind](self.instance_id, record.seq)
+            value = SELF_RESOLVING[record.kind](self.instance_id, record.seq)
             resolved = Resolved(record.seq, self._clock, value)
             out.append(resolved)
             self._resolve(resolved)
@@ -465,7 +301,7 @@ class Interpreter:
             return  # a cancelled or already resolved command: kept in history, ignored here
         kind = leaf.kind
         failure = record.failure
-        if kind in _RUN_TO_COMPLETION:
+        if kind in RUN_TO_COMPLETION:
             self._outstanding -= 1
             if failure is None:
                 if kind == "activity":
@@ -475,11 +311,11 @@ class Interpreter:
         node = leaf.node
         exc: BaseException | None = None
         if failure is not None and (node is not None or self._observer is not None):
-            make = _FAILURES.get(kind)
+            make = FAILURES.get(kind)
             exc = make(leaf, failure) if make else EddicError(f"{failure.type}: {failure.message}")
         if self._observer is not None:
             self._observer(Trace("resolved", seq, leaf.command, record, exc, node is None))
-        if node is _SOLO:
+        if node is SOLO:
             self._root = None
             self._root_leaves = []
             self.now = self._clock
@@ -489,7 +325,7 @@ class Interpreter:
         if self._gen_done:
             self._try_finish()
 
-    def _push_compensation(self, leaf: _Leaf, result: Any) -> None:
+    def _push_compensation(self, leaf: Leaf, result: Any) -> None:
         command = leaf.command
         if not isinstance(command, CallActivity):
             return
@@ -502,7 +338,7 @@ class Interpreter:
         if compensation is not None:
             self._stack.append(compensation)
 
-    def _settle(self, node: _Node, value: Any, exc: BaseException | None) -> None:
+    def _settle(self, node: Node, value: Any, exc: BaseException | None) -> None:
         while True:
             node.done = True
             parent = node.parent
@@ -538,7 +374,7 @@ class Interpreter:
         self._root = None
         self._root_leaves = []
 
-    def _abandon_under(self, settled: _Node) -> None:
+    def _abandon_under(self, settled: Node) -> None:
         """``settled`` (a First) has its value: abandon the unsettled leaves below it."""
         for leaf in self._root_leaves:
             node = leaf.node
@@ -550,9 +386,9 @@ class Interpreter:
             if above is settled:
                 self._abandon(leaf)
 
-    def _abandon(self, leaf: _Leaf) -> None:
+    def _abandon(self, leaf: Leaf) -> None:
         leaf.node = None  # its outcome, when it comes, is ignored
-        if leaf.kind not in _RUN_TO_COMPLETION:
+        if leaf.kind not in RUN_TO_COMPLETION:
             self._leaves.pop(leaf.seq, None)  # a timer or event wait: cancelled
             self._pending = None
 
@@ -589,11 +425,11 @@ class Interpreter:
                 self._gen_finished(None, error)
                 return
             self._uuid_calls = 0
-            handler = _LEAVES.get(type(yielded))
+            handler = LEAVES.get(type(yielded))
             if handler is not None:  # the common case: one command on its own, no tree
-                leaf = _Leaf(self._next_seq, yielded, *handler(yielded, self.now), _SOLO)
+                leaf = Leaf(self._next_seq, yielded, *handler(yielded, self.now), SOLO)
                 self._add_leaf(leaf)
-                self._root = _SOLO
+                self._root = SOLO
                 self._root_leaves = [leaf]
                 return
             problem = _check_command(yielded)
@@ -608,17 +444,17 @@ class Interpreter:
             self._root = root
             return
 
-    def _build(self, command: Any, parent: _Node | None, index: int) -> _Node:
-        handler = _LEAVES.get(type(command))
+    def _build(self, command: Any, parent: Node | None, index: int) -> Node:
+        handler = LEAVES.get(type(command))
         if handler is not None:
-            node = _Node("leaf", parent, index)
-            leaf = _Leaf(self._next_seq, command, *handler(command, self.now), node)
+            node = Node("leaf", parent, index)
+            leaf = Leaf(self._next_seq, command, *handler(command, self.now), node)
             self._add_leaf(leaf)
             self._root_leaves.append(leaf)
             return node
-        mode = _COMBINATORS[type(command)]
+        mode = COMBINATORS[type(command)]
         children = command.commands
-        node = _Node.combinator(mode, parent, index, len(children))
+        node = Node.combinator(mode, parent, index, len(children))
         for i, child in enumerate(children):
             built = self._build(child, node, i)
             if built.done and not node.done:  # settled as it was built: an empty All below
@@ -635,12 +471,12 @@ class Interpreter:
             self._abandon_under(node)
         return node
 
-    def _add_leaf(self, leaf: _Leaf) -> None:
+    def _add_leaf(self, leaf: Leaf) -> None:
         self._next_seq += 1
         self._unmatched.append(leaf)
         self._leaves[leaf.seq] = leaf
         self._pending = None
-        if leaf.kind in _RUN_TO_COMPLETION:
+        if leaf.kind in RUN_TO_COMPLETION:
             self._outstanding += 1
 
     def _gen_finished(self, result: Any, error: BaseException | None) -> None:
@@ -662,7 +498,7 @@ class Interpreter:
         elif self._stack:
             self.phase = Phase.COMPENSATING
             command = self._stack.pop()
-            self._add_leaf(_Leaf(self._next_seq, command, "compensation", command.name, None, None))
+            self._add_leaf(Leaf(self._next_seq, command, "compensation", command.name, None, None))
         else:
             self.phase = Phase.FAILED
 
@@ -679,15 +515,15 @@ def _takes_input(workflow: Callable[..., Any]) -> bool:
 
 def _check_command(obj: Any) -> str | None:
     """Why ``obj`` is not a command the kernel understands, or None when it is."""
-    if type(obj) in _LEAVES:
+    if type(obj) in LEAVES:
         return None
-    if type(obj) in _COMBINATORS:
+    if type(obj) in COMBINATORS:
         for child in obj.commands:
             problem = _check_command(child)
             if problem is not None:
                 return problem
         return None
-    known = ", ".join(sorted(cls.__name__ for cls in (*_LEAVES, *_COMBINATORS)))
+    known = ", ".join(sorted(cls.__name__ for cls in (*LEAVES, *COMBINATORS)))
     return (
         f"workflow yielded {obj!r} (a {type(obj).__qualname__}), which is not an eddic command; "
         f"yield one of {known}"

@@ -1,0 +1,101 @@
+"""The handler table: what each command a workflow yields means to the interpreter.
+
+``commands`` defines the commands as frozen data; this module says, per command class, what
+kind of record it makes, its name and deadline, its record's arguments, how a combinator
+settles, which kinds resolve themselves and how a recorded failure is thrown back. The
+interpreter finds everything here by a table lookup. A new command is a new class in
+``commands`` and new entries here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from .commands import All, CallActivity, First, Publish, Sleep, SleepUntil, WaitEvent, activity_name
+from .context import derived_uuid
+from .errors import ActivityFailed, EventTimeout
+from .history import Failure
+from .waits import Leaf
+
+__all__ = [
+    "ARGS",
+    "COMBINATORS",
+    "FAILURES",
+    "LEAVES",
+    "RUN_TO_COMPLETION",
+    "SELF_RESOLVING",
+    "Spec",
+]
+
+#: A leaf's (kind, name, deadline), which a handler gives from the command and the workflow's
+#: current time. The arguments of its Scheduled record are built only when the record is new
+#: (``ARGS``): a replay takes them from history and never needs them.
+Spec = tuple[str, str, "datetime | None"]
+
+
+def _call_activity(cmd: CallActivity, now: datetime) -> Spec:
+    return ("activity", activity_name(cmd.activity), None)
+
+
+def _sleep(cmd: Sleep, now: datetime) -> Spec:
+    return ("timer", "sleep", now + timedelta(seconds=cmd.seconds))
+
+
+def _sleep_until(cmd: SleepUntil, now: datetime) -> Spec:
+    return ("timer", "sleep", cmd.when)
+
+
+def _wait_event(cmd: WaitEvent, now: datetime) -> Spec:
+    deadline = None if cmd.timeout is None else now + timedelta(seconds=cmd.timeout)
+    return ("event", cmd.event_type, deadline)
+
+
+def _publish(cmd: Publish, now: datetime) -> Spec:
+    return ("publish", cmd.event_type, None)
+
+
+LEAVES: dict[type[Any], Callable[[Any, datetime], Spec]] = {
+    CallActivity: _call_activity,
+    Sleep: _sleep,
+    SleepUntil: _sleep_until,
+    WaitEvent: _wait_event,
+    Publish: _publish,
+}
+
+#: The ``args`` of a new Scheduled record, per command class.
+ARGS: dict[type[Any], Callable[[Any], Any]] = {
+    CallActivity: lambda cmd: {"args": cmd.args, "kwargs": dict(cmd.kwargs)},
+    Sleep: lambda cmd: {"seconds": cmd.seconds},
+    SleepUntil: lambda cmd: {"until": cmd.when.isoformat()},
+    WaitEvent: lambda cmd: {"timeout": cmd.timeout},
+    Publish: lambda cmd: {"data": cmd.data, "source": cmd.source},
+}
+
+#: Combinators: how a node settles once its children do.
+COMBINATORS: dict[type[Any], str] = {All: "all", First: "first"}
+
+#: Kinds whose value the kernel knows at decision time: seq -> value.
+SELF_RESOLVING: dict[str, Callable[[str, int], Any]] = {
+    "publish": lambda instance_id, seq: str(derived_uuid(instance_id, seq)),
+}
+
+#: Kinds that run to completion even when abandoned (the rest are cancelled).
+RUN_TO_COMPLETION = frozenset({"activity", "compensation"})
+
+
+def _activity_failed(leaf: Leaf, failure: Failure) -> BaseException:
+    return ActivityFailed(leaf.name, failure.type, failure.message, failure.attempts)
+
+
+def _event_timeout(leaf: Leaf, failure: Failure) -> BaseException:
+    return EventTimeout(leaf.name, leaf.deadline)
+
+
+#: How a recorded failure of each kind is thrown into the workflow.
+FAILURES: dict[str, Callable[[Leaf, Failure], BaseException]] = {
+    "activity": _activity_failed,
+    "compensation": _activity_failed,
+    "event": _event_timeout,
+}
