@@ -1,8 +1,9 @@
-"""Is this file an eddic database this eddic may open? Checked before anything touches it.
+"""Which file a ``db_url`` names, and is it an eddic database this eddic may open?
 
-A file that is not SQLite, is an SQLite database of another program, is corrupt, is read-only
-or carries a newer eddic schema is refused with an error that names it, and left byte for byte
-as it was: the check runs before any pragma (switching to WAL rewrites the header).
+Checked before anything touches it: a file that is not SQLite, is an SQLite database of another
+program, is corrupt, is read-only or carries a newer eddic schema is refused with an error that
+names it, and left byte for byte as it was: the check runs before any pragma (switching to WAL
+rewrites the header).
 """
 
 from __future__ import annotations
@@ -18,6 +19,20 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 class StorageError(EddicError):
     """The database cannot be used: foreign, corrupt, read-only, or from a newer eddic."""
+
+
+def parse_db_url(db_url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``; ``:memory:``."""
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix):
+        raise ValueError(
+            f"unsupported db_url {db_url!r}: use sqlite:///relative.db, sqlite:////absolute.db "
+            "or sqlite:///:memory:"
+        )
+    path = db_url[len(prefix) :]
+    if not path:
+        raise ValueError(f"db_url {db_url!r} names no file")
+    return path
 
 
 def check_file(path: str) -> None:

@@ -16,18 +16,13 @@ from typing import Any
 
 import sqlite_utils
 
-from .dbfile import StorageError, check_schema
+from .dbfile import StorageError, check_schema, parse_db_url
 from .decorators import Workflow
 from .kernel import InstanceNotFound
 from .outbox import select_outbox
+from .public_rows import decoded_history, public_instance, select_instances
 from .replay import Replay
-from .storage import (
-    Storage,
-    decoded_history,
-    parse_db_url,
-    public_instance,
-    select_instances,
-)
+from .storage import Storage
 
 __all__ = ["ReadOnlyDatabase"]
 

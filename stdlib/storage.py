@@ -1,7 +1,7 @@
 """SQLite storage on sqlite-utils: schema, migrations, transactions, and every query.
 
-Rows are dicts only inside this module; the runtime talks to it in terms of instance ids,
-history rows and :class:`StepWrite`. Every unit of work is one transaction opened with
+Rows are dicts only inside this module and ``public_rows`` (which makes the public dicts);
+the runtime talks to it in terms of instance ids, history rows and :class:`StepWrite`. Every unit of work is one transaction opened with
 ``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` would fail at once with "database is locked" when
 another process wrote meanwhile); sqlite-utils calls inside it nest as savepoints.
 """
@@ -24,43 +24,13 @@ import sqlite_utils
 from . import steps
 from .clock import from_text, to_text
 from .commits import GroupCommit
-from .dbfile import StorageError, check_file
+from .dbfile import StorageError, check_file, parse_db_url
 from .kernel import InstanceNotFound
+from .public_rows import HISTORY_FIELDS, decoded_history, public_instance, select_instances
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
-from .serde import loads
 from .steps import StepWrite
 from .writers import WriterLock
 
-
-def parse_db_url(db_url: str) -> str:
-    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``; ``:memory:``."""
-    prefix = "sqlite:///"
-    if not db_url.startswith(prefix):
-        raise ValueError(
-            f"unsupported db_url {db_url!r}: use sqlite:///relative.db, sqlite:////absolute.db "
-            "or sqlite:///:memory:"
-        )
-    path = db_url[len(prefix) :]
-    if not path:
-        raise ValueError(f"db_url {db_url!r} names no file")
-    return path
-
-
-#: The fields of a history row, in the order ``Storage.history_rows`` returns them.
-HISTORY_FIELDS = (
-    "instance_id",
-    "pos",
-    "seq",
-    "record",
-    "kind",
-    "name",
-    "args",
-    "at",
-    "deadline",
-    "value",
-    "failure",
-)
-_HISTORY_COLUMNS = ", ".join(HISTORY_FIELDS)
 _HISTORY_SELECT = ", ".join(f"h.{name}" for name in HISTORY_FIELDS)
 
 
@@ -269,7 +239,7 @@ class Storage:
             db.execute(
                 "UPDATE instances SET lock_owner = ?, lock_epoch = ?, lock_expires_at = ? "
                 "WHERE instance_id = ?",
-                [owner, epoch, to_text(now + _seconds(timeout)), instance_id],
+                [owner, epoch, to_text(now + timedelta(seconds=timeout)), instance_id],
             )
             last = db.execute(
                 "SELECT MAX(id) FROM history WHERE id BETWEEN ? AND ?",
@@ -439,60 +409,3 @@ def _writer(db: sqlite_utils.Database) -> sqlite3.Cursor:
 
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
-
-
-def select_instances(
-    db: sqlite_utils.Database,
-    *,
-    statuses: Sequence[str] | None = None,
-    workflow: str | None = None,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Instances as public dicts, oldest first, filtered by status and workflow name."""
-    where: list[str] = []
-    params: list[Any] = []
-    if statuses:
-        where.append(f"status IN ({', '.join('?' * len(statuses))})")
-        params.extend(statuses)
-    if workflow is not None:
-        where.append("workflow_name = ?")
-        params.append(workflow)
-    sql = "SELECT * FROM instances"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at, instance_id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    return [public_instance(r) for r in db.query(sql, params)]
-
-
-def decoded_history(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """History rows as dicts of JSON values and aware datetimes (for display)."""
-    out = []
-    for row in rows:
-        item = dict(zip(HISTORY_FIELDS, row, strict=True))
-        for key in ("args", "value", "failure"):
-            item[key] = loads(item[key])
-        for key in ("at", "deadline"):
-            item[key] = from_text(item[key])
-        out.append(item)
-    return out
-
-
-def public_instance(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "instance_id": row["instance_id"],
-        "workflow_name": row["workflow_name"],
-        "status": row["status"],
-        "input_data": loads(row["input_data"]),
-        "output_data": loads(row["output_data"]),
-        "error": loads(row["error"]),
-        "created_at": from_text(row["created_at"]),
-        "updated_at": from_text(row["updated_at"]),
-        "wake_at": from_text(row["wake_at"]),
-        "lock_owner": row["lock_owner"],
-        "lock_expires_at": from_text(row["lock_expires_at"]),
-        "lock_timeout_seconds": row["lock_timeout_seconds"],
-        "service_name": row["service_name"],
-    }
