@@ -1,9 +1,10 @@
 """SQLite storage on sqlite-utils: schema, migrations, transactions, and every query.
 
 Rows are dicts only inside this module and ``public_rows`` (which makes the public dicts);
-the runtime talks to it in terms of instance ids, history rows and :class:`StepWrite`. Every unit of work is one transaction opened with
-``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` would fail at once with "database is locked" when
-another process wrote meanwhile); sqlite-utils calls inside it nest as savepoints.
+the runtime talks to it in terms of instance ids, history rows and :class:`StepWrite`. Every
+unit of work is one transaction opened with ``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` would
+fail at once with "database is locked" when another process wrote meanwhile); sqlite-utils
+calls inside it nest as savepoints.
 """
 
 from __future__ import annotations
@@ -405,7 +406,3 @@ class _Connection(sqlite3.Connection):
 def _writer(db: sqlite_utils.Database) -> sqlite3.Cursor:
     conn = db.conn
     return conn.writer if isinstance(conn, _Connection) else conn.cursor()
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)

@@ -71,13 +71,6 @@ def record(app: App, run_one: Callable[[int], None], numbers: range) -> list[lis
     return per_item
 
 
-def shape(per_item: list[list[Statement]]) -> dict[str, float]:
-    """Statements and transactions per recorded item."""
-    statements = sum(len(s) for s in per_item)
-    commits = sum(1 for s in per_item for sql, _, _ in s if sql.strip().upper() == "COMMIT")
-    return {"statements": statements / len(per_item), "commits": commits / len(per_item)}
-
-
 class Replayer:
     """Replays recorded statements, item by item, on one connection with eddic's pragmas."""
 
