@@ -9,7 +9,10 @@ inline at ``synchronous=OFF`` (no fsync), so what is left is Python, pydantic an
 statements. Seconds are still noisy on a shared machine (the minimum is the steadiest figure);
 ``--instructions`` counts instructions under ``valgrind --tool=callgrind`` instead, which
 repeats to about 1 % for the same code: it runs 100 and 600 workflows in two processes and
-divides the difference by 500, so start-up and imports cancel out.
+divides the difference by 500, so start-up and imports cancel out. Those workflows get ids drawn
+as ``start`` draws them, from a seeded generator so that every count sees the same ids;
+``--given-ids`` passes fixed ids to ``start`` instead, the path of a caller that names its
+instances (a read of whether the id is taken comes first), which is what session 2 measured.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import re
 import shutil
 import statistics
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 from throughput import bench_order, new_app, order
 
@@ -41,7 +46,7 @@ def run_rounds(app: App, rounds: int, per_round: int) -> list[float]:
     return out
 
 
-def count_instructions(workflows: int) -> int:
+def count_instructions(workflows: int, given_ids: bool) -> int:
     """Instructions of one process that starts ``workflows`` workflows (callgrind)."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.run(
@@ -53,6 +58,7 @@ def count_instructions(workflows: int) -> int:
             os.path.abspath(__file__),
             "--child",
             str(workflows),
+            *(["--given-ids"] if given_ids else []),
         ],
         capture_output=True,
         text=True,
@@ -64,13 +70,16 @@ def count_instructions(workflows: int) -> int:
     return int(found.group(1))
 
 
-def child(workflows: int) -> None:
-    """The measured process: warm up, then start ``workflows`` with fixed instance ids."""
+def child(workflows: int, given_ids: bool) -> None:
+    """The measured process: warm up, then start ``workflows``, all with reproducible ids."""
     logging.getLogger("eddic").setLevel(logging.ERROR)
+    draws = random.Random(0)
+    uuid.uuid4 = lambda: uuid.UUID(int=draws.getrandbits(128), version=4)  # this process only
     with tempfile.TemporaryDirectory() as folder:
         app = new_app(folder, "OFF", "cpu", warm=30)
         for i in range(workflows):
-            app.start(bench_order, input=order(i), instance_id=f"wf-{i:08d}")
+            iid = f"wf-{i:08d}" if given_ids else None
+            app.start(bench_order, input=order(i), instance_id=iid)
         app.shutdown()
 
 
@@ -79,17 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--per-round", type=int, default=1000)
     parser.add_argument("--instructions", action="store_true", help="count with callgrind")
+    parser.add_argument(
+        "--given-ids", action="store_true", help="start with fixed ids (a read comes first)"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        child(args.child)
+        child(args.child, args.given_ids)
         return 0
     if args.instructions:
         if shutil.which("valgrind") is None:
             print("valgrind is not installed (apt-get install valgrind)")
             return 1
-        small, large = count_instructions(100), count_instructions(600)
-        print(f"instructions per workflow (3 activities): {(large - small) / 500:,.0f}")
+        small = count_instructions(100, args.given_ids)
+        large = count_instructions(600, args.given_ids)
+        ids = "fixed ids given to start" if args.given_ids else "ids drawn by start"
+        print(f"instructions per workflow (3 activities, {ids}): {(large - small) / 500:,.0f}")
         return 0
     logging.getLogger("eddic").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:
