@@ -46,6 +46,7 @@ from benchlib import (
     spread,
     trace_statements,
 )
+from minimal_runtime import MinimalRuntime
 from pydantic import BaseModel
 from sqlfloor import Replayer, record
 
@@ -231,8 +232,9 @@ def paired_run(
         conn.execute("INSERT INTO t (v) VALUES (?)", (payload,))
         conn.execute("COMMIT")
     floor = sql_floor(folder, synchronous, tag, workflows, warm_wf) if floor_too else None
+    minimal = minimal_runtime(folder, synchronous, tag, warm_wf) if floor_too else None
     app = new_app(folder, synchronous, tag, warm_wf)
-    raw_wall = wall = cpu = floor_wall = 0.0
+    raw_wall = wall = cpu = floor_wall = minimal_wall = 0.0
     done_wf = done_raw = 0
     starters = Starters(app, threads, processes)
     try:
@@ -253,6 +255,11 @@ def paired_run(
                 begin = time.perf_counter()
                 floor.run(n_wf)
                 floor_wall += time.perf_counter() - begin
+            if minimal is not None:
+                begin = time.perf_counter()
+                for i in range(done_wf, done_wf + n_wf):
+                    minimal.start(order(i))
+                minimal_wall += time.perf_counter() - begin
             done_wf += n_wf
         batches, works = starters.commits()
         batches -= starters.batches0
@@ -270,13 +277,23 @@ def paired_run(
                 "SELECT count(*) FROM instances WHERE status = 'completed'"
             ).fetchone()[0]
             assert done == workflows + warm_wf, f"replay completed {done} of {workflows + warm_wf}"
+        if minimal is not None:
+            done = minimal.conn.execute(
+                "SELECT count(*) FROM instances WHERE status = 'completed'"
+            ).fetchone()[0]
+            assert done == workflows + warm_wf, f"minimal completed {done} of {workflows + warm_wf}"
     finally:
         app.shutdown()
         conn.close()
         if floor is not None:
             floor.close()
+        if minimal is not None:
+            minimal.close()
     activities = workflows * ACTIVITIES_PER_WORKFLOW
-    extra = {"floor activities/s": activities / floor_wall} if floor is not None else {}
+    extra = {}
+    if floor is not None and minimal is not None:
+        extra["floor activities/s"] = activities / floor_wall
+        extra["minimal activities/s"] = activities / minimal_wall
     return {
         **extra,
         "commits/activity": batches / activities,
@@ -303,6 +320,14 @@ def sql_floor(folder: str, synchronous: str, tag: str, workflows: int, warm: int
     path = target.storage.path
     target.shutdown()
     return Replayer(path, synchronous, per_workflow)
+
+
+def minimal_runtime(folder: str, synchronous: str, tag: str, warm: int) -> MinimalRuntime:
+    """The least Python per step (``minimal_runtime``), on a file warmed up like eddic's."""
+    target = new_app(folder, synchronous, f"{tag}-minimal", warm)
+    path = target.storage.path
+    target.shutdown()
+    return MinimalRuntime(path, synchronous, bench_order.func, BenchOrder, BenchReceipt)
 
 
 def start_all(app: App, numbers: range) -> None:
@@ -362,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-floor",
         action="store_true",
-        help="skip the third side of the 1x1 runs: eddic's recorded SQL replayed alone",
+        help="skip the extra sides of the 1x1 runs: eddic's recorded SQL replayed alone, and "
+        "the minimal runtime",
     )
     args = parser.parse_args(argv)
     starters = [tuple(int(n) for n in spec.split("x")) for spec in args.starters.split(",")]
@@ -411,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run['commits/activity']:.2f} commits/activity) | ratio "
                     f"{100 * run['activities/s'] / rate:5.1f} %"
                     + (
-                        f" | eddic's SQL alone {run['floor activities/s']:6,.0f} activities/s, "
-                        f"{100 * run['floor activities/s'] / rate:5.1f} %"
+                        f" | SQL alone {100 * run['floor activities/s'] / rate:5.1f} %"
+                        f" | minimal runtime {100 * run['minimal activities/s'] / rate:5.1f} %"
                         if "floor activities/s" in run
                         else ""
                     ),
@@ -459,6 +485,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"    ratio SQL alone/raw       {100 * ceiling:.1f} % of medians: the ceiling"
                     " for code that writes these rows (sqlfloor.py)"
+                )
+                least = [r["minimal activities/s"] for r in runs]
+                print(f"    minimal runtime, act/s    {spread(least)}")
+                print(
+                    "    ratio minimal/raw         "
+                    f"{100 * median(least) / median(raw[sync, p, n]):.1f} % of medians: the least "
+                    "Python per step (minimal_runtime.py)"
                 )
 
         costs, frames = count_costs(folder, workflows=20 if args.quick else 100)
