@@ -15,9 +15,10 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Any
 
 import sqlite_utils
@@ -116,44 +117,37 @@ class Storage:
         if not self.memory:
             self._writers.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One unit of work: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
-        with self._lock if self.memory else self._writers:
-            db = self._db()
-            self._begin(db)
-            try:
-                yield db
-                _writer(db).execute("COMMIT")
-            except BaseException:
-                if db.conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
-                    db.conn.execute("ROLLBACK")
-                raise
+    def transaction(self) -> WriteTransaction:
+        """One unit of work: ``with storage.transaction() as db:`` runs ``BEGIN IMMEDIATE`` ...
+        ``COMMIT``, rolled back on error."""
+        return WriteTransaction(self)
 
     def _begin(self, db: sqlite_utils.Database) -> None:
+        try:
+            _writer(db).execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self._begin_again(db, exc)
+
+    def _begin_again(self, db: sqlite_utils.Database, exc: sqlite3.OperationalError) -> None:
         # The busy timeout absorbs most contention; this covers what it gives up on.
         delay = 0.005
-        for attempt in range(12):
+        for attempt in range(1, 12):
+            text = str(exc).lower()
+            if "locked" not in text and "busy" not in text:
+                raise exc
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
             try:
                 _writer(db).execute("BEGIN IMMEDIATE")
                 return
-            except sqlite3.OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" not in text and "busy" not in text) or attempt == 11:
+            except sqlite3.OperationalError as again:
+                if attempt == 11:
                     raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
+                exc = again
 
-    @contextmanager
-    def reading(self) -> Iterator[sqlite_utils.Database]:
-        """A consistent read (one deferred read transaction)."""
-        with self._lock if self.memory else _nothing():
-            db = self._db()
-            db.conn.execute("BEGIN")
-            try:
-                yield db
-            finally:
-                db.conn.execute("COMMIT")
+    def reading(self) -> ReadTransaction:
+        """A consistent read: ``with storage.reading() as db:`` (one deferred read transaction)."""
+        return ReadTransaction(self)
 
     # -- schema --
 
@@ -372,11 +366,6 @@ class Storage:
             )
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 _STORES: weakref.WeakSet[Storage] = weakref.WeakSet()
 
 
@@ -392,6 +381,85 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class WriteTransaction:
+    """What ``Storage.transaction()`` returns. A class rather than ``@contextmanager``: a step
+    commits through it, and a generator-based context manager costs about as many instructions
+    as the ``BEGIN IMMEDIATE`` and ``COMMIT`` themselves."""
+
+    __slots__ = ("_db", "_lock", "_storage")
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._lock: AbstractContextManager[Any] = (
+            storage._lock if storage.memory else storage._writers
+        )
+
+    def __enter__(self) -> sqlite_utils.Database:
+        self._lock.__enter__()
+        try:
+            db = self._db = self._storage._db()
+            self._storage._begin(db)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return db
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        db = self._db
+        try:
+            if kind is None:
+                _writer(db).execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
+                db.conn.execute("ROLLBACK")
+            raise
+        else:
+            if kind is not None and db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+        finally:
+            self._lock.__exit__(None, None, None)
+
+
+class ReadTransaction:
+    """What ``Storage.reading()`` returns (a class for the reason ``WriteTransaction`` is)."""
+
+    __slots__ = ("_db", "_lock", "_storage")
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._lock = storage._lock if storage.memory else None
+
+    def __enter__(self) -> sqlite_utils.Database:
+        lock = self._lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            db = self._db = self._storage._db()
+            db.conn.execute("BEGIN")
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return db
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._db.conn.execute("COMMIT")
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
 
 class _Connection(sqlite3.Connection):

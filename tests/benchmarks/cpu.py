@@ -8,8 +8,9 @@ a VM within minutes. Here the order workflow of ``throughput.py`` (3 trivial act
 inline at ``synchronous=OFF`` (no fsync), so what is left is Python, pydantic and SQLite's
 statements. Seconds are still noisy on a shared machine (the minimum is the steadiest figure);
 ``--instructions`` counts instructions under ``valgrind --tool=callgrind`` instead, which
-repeats to about 1 % for the same code: it runs 100 and 600 workflows in two processes and
-divides the difference by 500, so start-up and imports cancel out. Those workflows get ids drawn
+repeats to within 2-3 % for the same code (the median of ``--counts`` counts is printed): each
+count runs 100 and 600 workflows in two processes and divides the difference by 500, so
+start-up and imports cancel out. Those workflows get ids drawn
 as ``start`` draws them, from a seeded generator so that every count sees the same ids;
 ``--given-ids`` passes fixed ids to ``start`` instead, the path of a caller that names its
 instances (a read of whether the id is taken comes first), which is what session 2 measured.
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--given-ids", action="store_true", help="start with fixed ids (a read comes first)"
     )
+    parser.add_argument(
+        "--counts", type=int, default=3, help="callgrind counts to take the median of"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -100,10 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which("valgrind") is None:
             print("valgrind is not installed (apt-get install valgrind)")
             return 1
-        small = count_instructions(100, args.given_ids)
-        large = count_instructions(600, args.given_ids)
+        counts = []
+        for _ in range(args.counts):
+            small = count_instructions(100, args.given_ids)
+            large = count_instructions(600, args.given_ids)
+            counts.append((large - small) / 500)
         ids = "fixed ids given to start" if args.given_ids else "ids drawn by start"
-        print(f"instructions per workflow (3 activities, {ids}): {(large - small) / 500:,.0f}")
+        each = ", ".join(f"{c:,.0f}" for c in counts)
+        print(
+            f"instructions per workflow (3 activities, {ids}): "
+            f"median {statistics.median(counts):,.0f} of {each}"
+        )
         return 0
     logging.getLogger("eddic").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:
