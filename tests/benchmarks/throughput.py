@@ -111,6 +111,10 @@ WARM_WORKFLOWS = 250  # 1,000 commits: the WAL file reaches its steady size (aut
 WARM_RAW_COMMITS = 1200
 
 
+#: Indexes to drop after warm-up (``--drop-indexes``): what an index costs the write path.
+DROP_INDEXES: list[str] = []
+
+
 def new_app(folder: str, synchronous: str, tag: str, warm: int = WARM_WORKFLOWS) -> App:
     """An App on a fresh file, warmed up: imports, pydantic adapters, the file and its WAL.
 
@@ -123,6 +127,10 @@ def new_app(folder: str, synchronous: str, tag: str, warm: int = WARM_WORKFLOWS)
     app.initialize()
     for i in range(warm):
         app.start(bench_order, input=order(-1 - i))
+    if DROP_INDEXES:
+        with app.storage.transaction() as db:
+            for name in DROP_INDEXES:
+                db.execute(f"DROP INDEX {name}")
     return app
 
 
@@ -390,7 +398,14 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the extra sides of the 1x1 runs: eddic's recorded SQL replayed alone, and "
         "the minimal runtime",
     )
+    parser.add_argument(
+        "--drop-indexes",
+        default="",
+        help="comma-separated indexes to drop from every database after warm-up, to measure "
+        "what they cost (e.g. instances_by_status,instances_by_workflow)",
+    )
     args = parser.parse_args(argv)
+    DROP_INDEXES[:] = [name for name in args.drop_indexes.split(",") if name]
     starters = [tuple(int(n) for n in spec.split("x")) for spec in args.starters.split(",")]
     workflows = args.workflows or (50 if args.quick else 1000)
     repeats = args.repeats or (1 if args.quick else 5)
