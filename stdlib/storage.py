@@ -412,17 +412,18 @@ class WriteTransaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        db = self._db
+        conn = self._db.conn
         try:
-            if kind is None:
-                _writer(db).execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
-                db.conn.execute("ROLLBACK")
-            raise
-        else:
-            if kind is not None and db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            if kind is not None:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                return
+            try:
+                _writer(self._db).execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             self._lock.__exit__(None, None, None)
 
