@@ -10,15 +10,12 @@ calls inside it nest as savepoints.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import suppress
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import sqlite_utils
@@ -31,6 +28,7 @@ from .kernel import InstanceNotFound
 from .public_rows import HISTORY_FIELDS, decoded_history, public_instance, select_instances
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .steps import StepWrite
+from .transactions import Connection, ReadTransaction, WriteTransaction, writer_cursor
 from .writers import WriterLock
 
 _HISTORY_SELECT = ", ".join(f"h.{name}" for name in HISTORY_FIELDS)
@@ -74,14 +72,14 @@ class Storage:
     def _connect(self) -> sqlite_utils.Database:
         if self.memory:
             conn = sqlite3.connect(
-                ":memory:", check_same_thread=False, isolation_level=None, factory=_Connection
+                ":memory:", check_same_thread=False, isolation_level=None, factory=Connection
             )
         else:
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout_ms / 1000,
                 isolation_level=None,
-                factory=_Connection,
+                factory=Connection,
             )
         db = sqlite_utils.Database(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -120,34 +118,11 @@ class Storage:
     def transaction(self) -> WriteTransaction:
         """One unit of work: ``with storage.transaction() as db:`` runs ``BEGIN IMMEDIATE`` ...
         ``COMMIT``, rolled back on error."""
-        return WriteTransaction(self)
-
-    def _begin(self, db: sqlite_utils.Database) -> None:
-        try:
-            _writer(db).execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            self._begin_again(db, exc)
-
-    def _begin_again(self, db: sqlite_utils.Database, exc: sqlite3.OperationalError) -> None:
-        # The busy timeout absorbs most contention; this covers what it gives up on.
-        delay = 0.005
-        for attempt in range(1, 12):
-            text = str(exc).lower()
-            if "locked" not in text and "busy" not in text:
-                raise exc
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 1.0)
-            try:
-                _writer(db).execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as again:
-                if attempt == 11:
-                    raise
-                exc = again
+        return WriteTransaction(self._lock if self.memory else self._writers, self._db)
 
     def reading(self) -> ReadTransaction:
         """A consistent read: ``with storage.reading() as db:`` (one deferred read transaction)."""
-        return ReadTransaction(self)
+        return ReadTransaction(self._lock if self.memory else None, self._db)
 
     # -- schema --
 
@@ -293,7 +268,7 @@ class Storage:
             taken = self.workflow_of(db, row["instance_id"])
             if taken is not None:
                 return taken, 0
-        cur = _writer(db)
+        cur = writer_cursor(db)
         key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         base = key << POS_BITS
         step.history = [(base | r[2], *r[1:]) for r in step.history]
@@ -302,7 +277,7 @@ class Storage:
 
     def write_step(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
         """The step's instance columns, fenced by its lease epoch, then its rows."""
-        steps.write_step(_writer(db), step, now)
+        steps.write_step(writer_cursor(db), step, now)
 
     def attempts_of(
         self, db: sqlite_utils.Database, instance_id: str
@@ -381,97 +356,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class WriteTransaction:
-    """What ``Storage.transaction()`` returns. A class rather than ``@contextmanager``: a step
-    commits through it, and a generator-based context manager costs about as many instructions
-    as the ``BEGIN IMMEDIATE`` and ``COMMIT`` themselves."""
-
-    __slots__ = ("_db", "_lock", "_storage")
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._lock: AbstractContextManager[Any] = (
-            storage._lock if storage.memory else storage._writers
-        )
-
-    def __enter__(self) -> sqlite_utils.Database:
-        self._lock.__enter__()
-        try:
-            db = self._db = self._storage._db()
-            self._storage._begin(db)
-        except BaseException:
-            self._lock.__exit__(None, None, None)
-            raise
-        return db
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        conn = self._db.conn
-        try:
-            if kind is not None:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                return
-            try:
-                _writer(self._db).execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT (disk full, I/O) leaves it open
-                    conn.execute("ROLLBACK")
-                raise
-        finally:
-            self._lock.__exit__(None, None, None)
-
-
-class ReadTransaction:
-    """What ``Storage.reading()`` returns (a class for the reason ``WriteTransaction`` is)."""
-
-    __slots__ = ("_db", "_lock", "_storage")
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._lock = storage._lock if storage.memory else None
-
-    def __enter__(self) -> sqlite_utils.Database:
-        lock = self._lock
-        if lock is not None:
-            lock.acquire()
-        try:
-            db = self._db = self._storage._db()
-            db.conn.execute("BEGIN")
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-        return db
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            self._db.conn.execute("COMMIT")
-        finally:
-            if self._lock is not None:
-                self._lock.release()
-
-
-class _Connection(sqlite3.Connection):
-    """A connection with one cursor kept for eddic's step writes: ``Connection.execute`` makes
-    a new cursor per statement, which costs about as much as the statement's own work."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.writer = self.cursor()
-
-
-def _writer(db: sqlite_utils.Database) -> sqlite3.Cursor:
-    conn = db.conn
-    return conn.writer if isinstance(conn, _Connection) else conn.cursor()

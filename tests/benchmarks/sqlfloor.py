@@ -7,7 +7,7 @@ row and its indexes)? It records, with their parameters, the statements a real e
 to SQLite, then replays them through plain ``sqlite3`` on a file warmed up the same way: the
 same transactions and rows, but no workflow, kernel, pydantic or locking code in between.
 
-Recording wraps the benchmark process's connections only (``_Connection.execute`` and the kept
+Recording wraps the benchmark process's connections only (``Connection.execute`` and the kept
 step cursor); nothing under ``stdlib/`` is edited.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from benchlib import connect_like_eddic
 
 from eddic import App
-from eddic.storage import _Connection
+from eddic.transactions import Connection
 
 # one statement: (sql, parameters, executemany?)
 Statement = tuple[str, Any, bool]
@@ -49,16 +49,16 @@ def record(app: App, run_one: Callable[[int], None], numbers: range) -> list[lis
     """The statements each ``run_one(i)`` sent to SQLite, one list per ``i``, in order."""
     log: list[Statement] = []
     conn = app.storage._db().conn  # this thread's connection (benchmark-only peek)
-    assert isinstance(conn, _Connection)
+    assert isinstance(conn, Connection)
     kept = conn.writer
     conn.writer = _RecordingCursor(kept, log)  # type: ignore[assignment]
-    plain_execute = _Connection.execute
+    plain_execute = Connection.execute
 
     def execute(self: sqlite3.Connection, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
         log.append((sql, parameters, False))
         return plain_execute(self, sql, parameters)
 
-    _Connection.execute = execute  # type: ignore[method-assign,assignment]
+    Connection.execute = execute  # type: ignore[method-assign,assignment]
     per_item: list[list[Statement]] = []
     try:
         for i in numbers:
@@ -66,7 +66,7 @@ def record(app: App, run_one: Callable[[int], None], numbers: range) -> list[lis
             per_item.append(log[:])
             log.clear()
     finally:
-        _Connection.execute = plain_execute  # type: ignore[method-assign]
+        Connection.execute = plain_execute  # type: ignore[method-assign]
         conn.writer = kept
     return per_item
 
