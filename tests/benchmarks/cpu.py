@@ -2,6 +2,7 @@
 
     python tests/benchmarks/cpu.py                  # seconds: 9 rounds of 1,000 workflows
     python tests/benchmarks/cpu.py --instructions   # instructions per workflow (valgrind)
+    python tests/benchmarks/cpu.py --empty-transactions  # per empty write transaction (valgrind)
 
 The throughput benchmark mixes eddic's CPU with the disk's fsync, whose cost drifts by 2-4x on
 a VM within minutes. Here the order workflow of ``throughput.py`` (3 trivial activities) runs
@@ -30,10 +31,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from throughput import bench_order, new_app, order
 
 from eddic import App
+from eddic.storage import Storage
+
+try:
+    from eddic.transactions import writer_cursor
+except ImportError:  # code older than session 3, for before/after runs
+    from eddic.storage import _writer as writer_cursor  # type: ignore[attr-defined,no-redef]
 
 
 def run_rounds(app: App, rounds: int, per_round: int) -> list[float]:
@@ -49,6 +58,11 @@ def run_rounds(app: App, rounds: int, per_round: int) -> list[float]:
 
 def count_instructions(workflows: int, given_ids: bool) -> int:
     """Instructions of one process that starts ``workflows`` workflows (callgrind)."""
+    return callgrind(["--child", str(workflows), *(["--given-ids"] if given_ids else [])])
+
+
+def callgrind(child_args: list[str]) -> int:
+    """Instructions of one run of this script with ``child_args`` under callgrind."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.run(
         [
@@ -57,9 +71,7 @@ def count_instructions(workflows: int, given_ids: bool) -> int:
             "--callgrind-out-file=/dev/null",
             sys.executable,
             os.path.abspath(__file__),
-            "--child",
-            str(workflows),
-            *(["--given-ids"] if given_ids else []),
+            *child_args,
         ],
         capture_output=True,
         text=True,
@@ -84,6 +96,28 @@ def child(workflows: int, given_ids: bool) -> None:
         app.shutdown()
 
 
+TRANSACTION_KINDS = ("statements", "Storage.transaction", "GroupCommit.run")
+
+
+def child_transactions(kind: str, count: int) -> None:
+    """The measured process for ``--empty-transactions``: ``count`` empty write transactions."""
+    with tempfile.TemporaryDirectory() as folder:
+        storage = Storage(f"sqlite:///{folder}/tx.db", synchronous="OFF")
+        storage.open()
+        cursor = writer_cursor(storage._db())
+        nothing: Callable[[Any], None] = lambda db: None  # noqa: E731
+        for _ in range(count):
+            if kind == "statements":
+                cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute("COMMIT")
+            elif kind == "Storage.transaction":
+                with storage.transaction():
+                    pass
+            else:
+                storage.commits.run(nothing)
+        storage.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
@@ -95,10 +129,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--counts", type=int, default=3, help="callgrind counts to take the median of"
     )
+    parser.add_argument(
+        "--empty-transactions",
+        action="store_true",
+        help="instructions per empty write transaction: the two statements alone, "
+        "Storage.transaction(), GroupCommit.run",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-tx", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         child(args.child, args.given_ids)
+        return 0
+    if args.child_tx is not None:
+        child_transactions(args.child_tx[0], int(args.child_tx[1]))
+        return 0
+    if args.empty_transactions:
+        for kind in TRANSACTION_KINDS:
+            counts = [
+                (callgrind(["--child-tx", kind, "2500"]) - callgrind(["--child-tx", kind, "500"]))
+                / 2000
+                for _ in range(args.counts)
+            ]
+            each = ", ".join(f"{c:,.0f}" for c in counts)
+            print(
+                f"{kind:20} median {statistics.median(counts):7,.0f} instructions per empty "
+                f"transaction, of {each}"
+            )
         return 0
     if args.instructions:
         if shutil.which("valgrind") is None:
