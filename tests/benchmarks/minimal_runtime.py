@@ -18,24 +18,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Generator
-from datetime import datetime, timezone
 from typing import Any
 
 from benchlib import connect_like_eddic
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
+from eddic.clock import to_text, utcnow
 from eddic.kernel import CallActivity
-
-POS_BITS = 24  # eddic's history id: instance key << 24 | position
-
-_FORMAT = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00"
-
-
-def _now_text() -> str:
-    u = datetime.now(timezone.utc)
-    return _FORMAT % (u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
-
+from eddic.schema import POS_BITS
 
 _SCHEDULED = (
     "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at) "
@@ -85,7 +76,7 @@ class MinimalRuntime:
         iid = str(uuid.uuid4())
         gen = self.workflow(None, value)
         command = next(gen)
-        now = _now_text()
+        now = to_text(utcnow())
         execute("BEGIN IMMEDIATE")
         execute(
             _INSERT_INSTANCE,
@@ -117,14 +108,14 @@ class MinimalRuntime:
                 command = gen.send(sent)
             except StopIteration as done:
                 out = self.result_adapter.dump_json(done.value).decode()
-                now = _now_text()
+                now = to_text(utcnow())
                 execute("BEGIN IMMEDIATE")
                 execute(_COMPLETE, ["completed", out, now, iid, self.owner, 1])
                 pos += 1
                 execute(_RESOLVED, (base | pos, iid, pos, seq, now, text))
                 execute("COMMIT")
                 return iid
-            now = _now_text()
+            now = to_text(utcnow())
             execute("BEGIN IMMEDIATE")
             execute(_FENCE, (iid, self.owner, 1)).fetchall()
             pos += 1

@@ -222,15 +222,16 @@ def paired_run(
     warm_raw: int = WARM_RAW_COMMITS,
     threads: int = 1,
     processes: int = 1,
-    floor_too: bool = False,
+    extra_sides: bool = False,
 ) -> dict[str, float]:
     """Raw commits and eddic workflows in alternating chunks, so both see the same disk.
 
     ``threads`` > 1 starts the workflows from that many threads at once (group commit);
     ``processes`` > 1 from that many processes (each with ``threads`` threads) on one file.
     Returns raw commits/s, eddic activities/s (wall), workflows/s, CPU per activity, and
-    commits per activity. ``floor_too`` adds a third side to each round: eddic's recorded
-    statements replayed by plain sqlite3 (``sqlfloor``), as "floor activities/s".
+    commits per activity. ``extra_sides`` adds two more sides to each round: eddic's recorded
+    statements replayed by plain sqlite3 (``sqlfloor``), as "floor activities/s", and the
+    minimal runtime (``minimal_runtime``), as "minimal activities/s".
     """
     conn = connect_like_eddic(os.path.join(folder, f"raw-{tag}.db"), synchronous)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
@@ -239,8 +240,8 @@ def paired_run(
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT INTO t (v) VALUES (?)", (payload,))
         conn.execute("COMMIT")
-    floor = sql_floor(folder, synchronous, tag, workflows, warm_wf) if floor_too else None
-    minimal = minimal_runtime(folder, synchronous, tag, warm_wf) if floor_too else None
+    floor = sql_floor(folder, synchronous, tag, workflows, warm_wf) if extra_sides else None
+    minimal = minimal_runtime(folder, synchronous, tag, warm_wf) if extra_sides else None
     app = new_app(folder, synchronous, tag, warm_wf)
     raw_wall = wall = cpu = floor_wall = minimal_wall = 0.0
     done_wf = done_raw = 0
@@ -280,16 +281,13 @@ def paired_run(
         finished = app.list_instances(status="completed", limit=None)
         total = workflows + warm_wf + (20 * processes if processes > 1 else 0)
         assert len(finished) == total, f"{len(finished)} of {total} workflows completed"
-        if floor is not None:
-            done = floor.conn.execute(
-                "SELECT count(*) FROM instances WHERE status = 'completed'"
-            ).fetchone()[0]
-            assert done == workflows + warm_wf, f"replay completed {done} of {workflows + warm_wf}"
-        if minimal is not None:
-            done = minimal.conn.execute(
-                "SELECT count(*) FROM instances WHERE status = 'completed'"
-            ).fetchone()[0]
-            assert done == workflows + warm_wf, f"minimal completed {done} of {workflows + warm_wf}"
+        for side in (floor, minimal):
+            if side is not None:
+                done = side.conn.execute(
+                    "SELECT count(*) FROM instances WHERE status = 'completed'"
+                ).fetchone()[0]
+                expected = workflows + warm_wf
+                assert done == expected, f"{type(side).__name__}: {done} of {expected} completed"
     finally:
         app.shutdown()
         conn.close()
@@ -324,18 +322,22 @@ def sql_floor(folder: str, synchronous: str, tag: str, workflows: int, warm: int
         )
     finally:
         source.shutdown()
-    target = new_app(folder, synchronous, f"{tag}-replayed", warm)
-    path = target.storage.path
-    target.shutdown()
-    return Replayer(path, synchronous, per_workflow)
+    return Replayer(
+        warmed_file(folder, synchronous, f"{tag}-replayed", warm), synchronous, per_workflow
+    )
 
 
 def minimal_runtime(folder: str, synchronous: str, tag: str, warm: int) -> MinimalRuntime:
     """The least Python per step (``minimal_runtime``), on a file warmed up like eddic's."""
-    target = new_app(folder, synchronous, f"{tag}-minimal", warm)
-    path = target.storage.path
-    target.shutdown()
+    path = warmed_file(folder, synchronous, f"{tag}-minimal", warm)
     return MinimalRuntime(path, synchronous, bench_order.func, BenchOrder, BenchReceipt)
+
+
+def warmed_file(folder: str, synchronous: str, tag: str, warm: int) -> str:
+    """The path of a database file warmed up by eddic as ``new_app`` does, and closed again."""
+    app = new_app(folder, synchronous, tag, warm)
+    app.shutdown()
+    return app.storage.path
 
 
 def start_all(app: App, numbers: range) -> None:
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                     *warm,
                     threads=n,
                     processes=p,
-                    floor_too=(p, n) == (1, 1) and not args.no_floor,
+                    extra_sides=(p, n) == (1, 1) and not args.no_floor,
                 )
                 rate = run["raw commits/s"]
                 raw[sync, p, n].append(rate)
