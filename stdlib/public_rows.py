@@ -80,6 +80,7 @@ def public_instance(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": from_text(row["created_at"]),
         "updated_at": from_text(row["updated_at"]),
         "wake_at": from_text(row["wake_at"]),
+        "retry_after": from_text(row["retry_after"]),  # a parked instance is retried from then
         "lock_owner": row["lock_owner"],
         "lock_expires_at": from_text(row["lock_expires_at"]),
         "lock_timeout_seconds": row["lock_timeout_seconds"],
