@@ -6,6 +6,7 @@ loop; the step-by-step execution of an instance lives in :mod:`eddic.worker`.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -16,13 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import events
+from . import events, validate
 from .clock import to_text, utcnow
 from .decorators import Workflow, get_workflow
+from .faults import is_exit_request
 from .instance import LiveInstance, event_to_json
 from .kernel import (
     EddicError,
     InstanceExists,
+    InstanceNotFound,
     WorkflowFailed,
 )
 from .outbox import relay
@@ -30,6 +33,10 @@ from .replay import Replay, replay_instance
 from .serde import dumps, from_jsonable, to_jsonable
 from .storage import Storage
 from .worker import Worker
+
+log = logging.getLogger("eddic")
+
+_FINISHED = ("completed", "failed", "cancelled")
 
 
 class App:
@@ -51,6 +58,24 @@ class App:
         outbox_timeout_seconds: float = 10.0,
         cache_size: int = 10_000,
     ) -> None:
+        seconds = validate.seconds
+        default_lock_timeout_seconds = seconds(
+            default_lock_timeout_seconds, "default_lock_timeout_seconds", allow_zero=False
+        )
+        recovery_interval_seconds = seconds(
+            recovery_interval_seconds, "recovery_interval_seconds", allow_zero=False
+        )
+        timer_poll_interval = seconds(timer_poll_interval, "timer_poll_interval", allow_zero=False)
+        busy_timeout_seconds = seconds(busy_timeout_seconds, "busy_timeout_seconds")
+        outbox_timeout_seconds = seconds(
+            outbox_timeout_seconds, "outbox_timeout_seconds", allow_zero=False
+        )
+        for what, count in (
+            ("outbox_max_attempts", outbox_max_attempts),
+            ("cache_size", cache_size),
+        ):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"{what} must be an int >= 0, got {count!r}")
         self.storage = Storage(
             db_url, synchronous=synchronous, busy_timeout_ms=int(busy_timeout_seconds * 1000)
         )
@@ -127,14 +152,20 @@ class App:
         """Record a new instance and run it here until it completes, fails or waits."""
         self._ready()
         wf = get_workflow(workflow)
+        if instance_id is not None:
+            validate.name(instance_id, "instance_id")
+        timeout = validate.seconds(
+            lock_timeout_seconds, "lock_timeout_seconds", allow_zero=False, allow_none=True
+        )
         input_json, input_value = self._validate_input(wf, input)
-        iid = instance_id or str(uuid.uuid4())
+        iid = str(uuid.uuid4()) if instance_id is None else instance_id
         if instance_id is not None:  # a start repeated with its id runs no workflow code again
             with self.storage.reading() as db:
                 taken = self.storage.workflow_of(db, iid)
             if taken is not None:
                 return self._started_already(iid, taken, wf)
-        timeout = lock_timeout_seconds or wf.lock_timeout_seconds
+        if timeout is None:
+            timeout = wf.lock_timeout_seconds
         now = utcnow()
         live = LiveInstance.new(
             wf,
@@ -147,7 +178,16 @@ class App:
         live.lease_until = now + timedelta(seconds=live.lock_timeout)
         # The workflow runs to its first command outside the write transaction, which may be
         # shared with other threads' steps (group commit) and should hold no user code.
-        step = self._worker._step(live, live.interp.decide(), {}, now)
+        worker = self._worker
+        try:
+            step = worker._step(live, live.interp.decide(), {}, now)
+            parked = False
+        except BaseException as exc:
+            if is_exit_request(exc):
+                raise
+            # Recorded all the same, parked: the caller's start happened, the fault is the
+            # workflow's; ``error`` says what went wrong and recovery (or retry) tries again.
+            step, parked = worker._parked_start(live, exc, now), True
         row = {
             "instance_id": iid,
             "workflow_name": wf.name,
@@ -170,9 +210,16 @@ class App:
         )
         if taken is not None:  # started meanwhile by another caller
             return self._started_already(iid, taken, wf)
-        self._worker._after_commit(live, step)
-        if not step.release:  # released: it waits; driving it would park it again
-            self._worker._drive(live)
+        if parked:
+            return iid
+        # From here on the instance is durable: what goes wrong is the worker's to recover,
+        # and raising would make a caller start it again.
+        try:
+            worker._after_commit(live, step)
+            if not step.release:  # released: it waits; driving it would park it again
+                worker._drive(live)
+        except Exception:
+            log.exception("instance %s was recorded; running it inline failed", iid)
         return iid
 
     def _started_already(self, iid: str, taken: str, wf: Workflow[Any]) -> str:
@@ -229,6 +276,24 @@ class App:
             raise WorkflowFailed(error.get("type", "?"), error.get("message", ""))
         raise EddicError(f"instance {instance_id!r} has not finished (status {status!r})")
 
+    def retry(self, instance_id: str) -> bool:
+        """Run an instance now: a parked one without waiting for its retry time, or any
+        unfinished one whose lease is free. True when it was unfinished and was retried here;
+        False when it has finished (or a live worker holds it). ``InstanceNotFound`` for an
+        unknown id."""
+        self._ready()
+        validate.name(instance_id, "instance_id")
+        now = utcnow()
+        status = self.storage.unpark(instance_id, now)
+        if status is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+        if status in _FINISHED:
+            return False
+        with self.storage.reading() as db:
+            name = self.storage.workflow_of(db, instance_id)
+        self._worker._skip_until.pop(instance_id, None)
+        return name is not None and self._worker._resume(instance_id, name, now) == 1
+
     # -- the worker side --
 
     def run_due(self, *, recover: bool = True) -> int:
@@ -252,7 +317,11 @@ class App:
         def resume(item: tuple[str, str]) -> int:
             if stop is not None and stop.is_set():
                 return 0
-            return worker._resume(item[0], item[1], now, stop)
+            try:
+                return worker._resume(item[0], item[1], now, stop)
+            except Exception:  # a storage error on this one: the others still go on
+                log.exception("could not advance instance %s", item[0])
+                return 0
 
         pool = self._pool
         if pool is None or len(work) < 2:
@@ -260,7 +329,10 @@ class App:
         else:  # serve(threads=N): instances advance side by side, their steps share commits
             advanced = sum(pool.map(resume, work))
         if self.outbox_enabled:
-            self.relay_outbox()
+            try:
+                self.relay_outbox()
+            except Exception:
+                log.exception("the outbox relay failed; it runs again on the next pass")
         return advanced
 
     def send_event(
@@ -309,23 +381,19 @@ class App:
         if threads > 1:
             self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eddic-worker")
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
+        backoff = 0.0  # after a failed pass (disk full, database busy): 0.1 s doubling to 30 s
         try:
             while not self._stop.is_set():
                 self._wake.clear()
-                last = self._last_recovery
-                due = last is None or (utcnow() - last).total_seconds() >= (
-                    self.recovery_interval_seconds
-                )
-                self._run_pass(recover=due, stop=self._stop)
+                try:
+                    wait = self._serve_pass(poll)
+                    backoff = 0.0
+                except Exception:
+                    backoff = min(30.0, max(0.1, backoff * 2))
+                    log.exception("the worker's pass failed; trying again in %.1f s", backoff)
+                    wait = backoff
                 if self._stop.is_set():
                     break
-                now = utcnow()
-                wait = min(poll, self.recovery_interval_seconds)
-                nxt = self.storage.next_wake()
-                if nxt is not None:
-                    wait = min(wait, max(0.0, (nxt - now).total_seconds()))
-                if self.outbox_enabled and self.storage.outbox_pending():
-                    wait = min(wait, 1.0)
                 self._wake.wait(wait)
         finally:
             if self._pool is not None:
@@ -333,6 +401,26 @@ class App:
                 self._pool = None
             self._serving = None
             self._serve_done.set()
+
+    def _serve_pass(self, poll: float) -> float:
+        """One pass of ``serve``; returns how long to sleep before the next."""
+        last = self._last_recovery
+        due = last is None or (utcnow() - last).total_seconds() >= self.recovery_interval_seconds
+        self._run_pass(recover=due, stop=self._stop)
+        if self._stop.is_set():
+            return 0.0
+        now = utcnow()
+        last = self._last_recovery
+        to_recovery = self.recovery_interval_seconds
+        if last is not None:
+            to_recovery -= (now - last).total_seconds()
+        wait = max(0.0, min(poll, to_recovery))
+        nxt = self.storage.next_wake(exclude=self._worker.skipped())
+        if nxt is not None:
+            wait = min(wait, max(0.0, (nxt - now).total_seconds()))
+        if self.outbox_enabled and self.storage.outbox_pending():
+            wait = min(wait, 1.0)
+        return wait
 
     @property
     def _cache(self) -> OrderedDict[str, LiveInstance]:

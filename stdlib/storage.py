@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from . import steps
-from .clock import from_text, to_text
+from .clock import from_text, to_text, utcnow
 from .commits import GroupCommit
 from .dbfile import StorageError, check_file, parse_db_url
 from .kernel import InstanceNotFound
@@ -319,11 +319,23 @@ class Storage:
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
-    def next_wake(self) -> datetime | None:
+    def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None:
+        """When the earliest instance ``due_instances`` will return becomes due: its wake time,
+        or later while it is parked (``retry_after``) or leased by a live worker. ``exclude``
+        names instances this worker leaves alone (an unregistered workflow), so that a serving
+        loop never wakes for work it cannot do."""
+        # Times are fixed-width ISO text, so MAX over texts is the latest time; '' stands for
+        # NULL. SQLite limits bound parameters: a longer exclude list is cut (waking early is
+        # harmless; it is only spinning that is not).
+        skip = list(exclude)[:500]
+        not_in = f"AND instance_id NOT IN ({', '.join('?' * len(skip))}) " if skip else ""
         with self.reading() as db:
             row = db.execute(
-                "SELECT MIN(wake_at) FROM instances WHERE wake_at IS NOT NULL "
-                "AND status NOT IN ('completed','failed','cancelled')"
+                "SELECT MIN(MAX(wake_at, COALESCE(retry_after, ''), "
+                "CASE WHEN lock_owner IS NULL THEN '' ELSE COALESCE(lock_expires_at, '') END)) "
+                "FROM instances WHERE wake_at IS NOT NULL "
+                f"AND status NOT IN ('completed','failed','cancelled') {not_in}",
+                skip,
             ).fetchone()
         return from_text(row[0]) if row and row[0] else None
 
@@ -332,13 +344,37 @@ class Storage:
             row = db.execute("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").fetchone()
         return row is not None
 
-    def set_retry_after(self, instance_id: str, when: datetime, error: str | None) -> None:
+    def park(
+        self, instance_id: str, owner: str, epoch: int, retry_at: datetime, error: str
+    ) -> bool:
+        """Park an instance whose step failed: keep its status and history, store ``error``,
+        release the lease and leave it to recovery until ``retry_at``. Fenced by the lease:
+        a worker that lost it parks nothing. True when parked."""
         with self.transaction() as db:
-            db.execute(
-                "UPDATE instances SET retry_after = ?, error = COALESCE(?, error), "
-                "lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = ?",
-                [to_text(when), error, instance_id],
+            cursor = db.execute(
+                "UPDATE instances SET retry_after = ?, error = ?, updated_at = ?, "
+                "lock_owner = NULL, lock_expires_at = NULL "
+                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                [to_text(retry_at), error, to_text(utcnow()), instance_id, owner, epoch],
             )
+            return cursor.rowcount == 1
+
+    def unpark(self, instance_id: str, now: datetime) -> str | None:
+        """Make an instance due now (``App.retry``): clear ``retry_after`` and set its wake time.
+        Returns its status, or None when there is no such instance. A finished one is left as
+        it is; a lease held by a live worker is left to that worker."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status FROM instances WHERE instance_id = ?", [instance_id]
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] not in ("completed", "failed", "cancelled"):
+                db.execute(
+                    "UPDATE instances SET retry_after = NULL, wake_at = ? WHERE instance_id = ?",
+                    [to_text(now), instance_id],
+                )
+            return str(row[0])
 
 
 _STORES: weakref.WeakSet[Storage] = weakref.WeakSet()

@@ -19,7 +19,8 @@ from . import events
 from .clock import to_text, utcnow
 from .context import ActivityContext
 from .decorators import Workflow, get_workflow
-from .executor import run_attempt
+from .executor import Outcome, run_attempt
+from .faults import error_json, is_exit_request, parked_json
 from .instance import LiveInstance, decode_records, resolve_activity
 from .kernel import (
     EddicError,
@@ -76,9 +77,16 @@ class Worker:
         now: datetime,
         stop: threading.Event | None = None,
     ) -> int:
+        """Advance one instance as far as it goes; 1 when this worker took it on, else 0.
+
+        Raises nothing for what goes wrong inside the instance (it is parked, see ``faults``);
+        a storage error while taking the lease propagates to the caller's loop.
+        """
         skip = self._skip_until.get(instance_id)
-        if skip is not None and skip > now:
-            return 0
+        if skip is not None:
+            if skip > now:
+                return 0
+            del self._skip_until[instance_id]
         try:
             wf = get_workflow(workflow_name)
         except EddicError:
@@ -101,14 +109,22 @@ class Worker:
         if live is None or live.epoch + 1 != epoch or live.pos != row["last_pos"]:
             try:
                 live = self._load(wf, row, epoch)
-            except NonDeterminismError as exc:
-                self._park_broken(instance_id, exc, now)
+            except BaseException as exc:
+                if is_exit_request(exc):
+                    raise
+                self._park(instance_id, epoch, exc, "replaying its history")
                 return 0
         live.epoch = epoch
-        live.written = {}
+        # What the row holds now, so that the first step clears a park's error and retry time.
+        live.written = {"error": row["error"], "retry_after": row["retry_after"]}
         live.lease_until = None  # renewed by the first step
         self._drive(live, stop)
         return 1
+
+    def skipped(self) -> list[str]:
+        """Instances this worker leaves alone for now (their workflow is not registered)."""
+        now = utcnow()
+        return [iid for iid, until in self._skip_until.items() if until > now]
 
     def _load(self, wf: Workflow[Any], row: dict[str, Any], epoch: int) -> LiveInstance:
         """Rebuild a live instance by replaying its history."""
@@ -140,14 +156,28 @@ class Worker:
                 started_n,
                 failures,
                 datetime.fromisoformat(next_at) if next_at else None,
+                loads(_last) if _last else None,
             ]
         return live
 
-    def _park_broken(self, instance_id: str, exc: NonDeterminismError, now: datetime) -> None:
-        log.error("instance %s cannot be resumed: %s", instance_id, exc)
-        error = dumps({"type": "NonDeterminismError", "message": str(exc), "traceback": None})
-        retry = now + timedelta(seconds=self.recovery_interval_seconds)
-        self.storage.set_retry_after(instance_id, retry, error)
+    def _park(self, instance_id: str, epoch: int, exc: BaseException, where: str) -> None:
+        """Park the instance after ``exc`` (see ``faults``); never raises."""
+        self._cache.pop(instance_id, None)
+        retry_at = utcnow() + timedelta(seconds=self.recovery_interval_seconds)
+        log.error(
+            "instance %s is parked until %s: %s while %s: %s",
+            instance_id,
+            to_text(retry_at),
+            type(exc).__name__,
+            where,
+            exc,
+            exc_info=not isinstance(exc, NonDeterminismError),
+        )
+        try:
+            error = dumps(parked_json(exc, retry_at, where))
+            self.storage.park(instance_id, self.worker_id, epoch, retry_at, error)
+        except Exception:  # the storage is failing too: recovery finds it once its lease expires
+            log.exception("could not park instance %s", instance_id)
 
     def _drive(self, live: LiveInstance, stop: threading.Event | None = None) -> None:
         """Run the instance until it finishes or has nothing to do but wait (lease released).
@@ -158,15 +188,14 @@ class Worker:
         try:
             while not live.interp.finished:
                 if stop is not None and stop.is_set():
-                    self._cache.pop(live.instance_id, None)
-                    self.storage.release(live.instance_id, self.worker_id, live.epoch)
+                    self._hand_back(live, utcnow())
                     return
                 now = utcnow()
                 runnable = self._runnable(live, now)
                 if runnable is not None:
                     step = self._run_activity(live, runnable, now)
                 else:
-                    step = events.resolve_due(self, live, now) or self._park(live, now)
+                    step = events.resolve_due(self, live, now) or self._wait(live, now)
                 if not step.release:
                     continue
                 if not step.woke:
@@ -184,11 +213,44 @@ class Worker:
         except LeaseLost as exc:
             log.warning("%s", exc)
             self._cache.pop(live.instance_id, None)
-        except NonDeterminismError as exc:
-            self._cache.pop(live.instance_id, None)
-            self._park_broken(live.instance_id, exc, utcnow())
+        except BaseException as exc:
+            if is_exit_request(exc):
+                raise
+            self._park_live(live, exc, "running a step")
 
-    def _park(self, live: LiveInstance, now: datetime) -> StepWrite:
+    def _hand_back(self, live: LiveInstance, now: datetime) -> None:
+        """Release the lease of an instance this worker stops running (``App.stop``)."""
+        self._cache.pop(live.instance_id, None)
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step.attempts = _not_begun(live)
+        step.columns = {"updated_at": to_text(now)}
+        step.release = True
+        self.storage.commit_step(step, now)
+
+    def _park_live(self, live: LiveInstance, exc: BaseException, where: str) -> None:
+        """Park a running instance after ``exc``; never raises."""
+        now = utcnow()
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        try:
+            self._commit_park(live, step, exc, where, now)
+        except Exception:  # the storage is failing too: recovery finds it once its lease expires
+            self._cache.pop(live.instance_id, None)
+            log.exception("could not park instance %s after %r", live.instance_id, exc)
+
+    def _parked_start(self, live: LiveInstance, exc: BaseException, now: datetime) -> StepWrite:
+        """The first step of a start whose workflow code failed to reach its first command
+        (a ``SystemExit``, a value that cannot be recorded): no history, the instance parked."""
+        retry_at = now + timedelta(seconds=self.recovery_interval_seconds)
+        log.error("instance %s is parked until %s: %s", live.instance_id, to_text(retry_at), exc)
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step.columns = {
+            "error": dumps(parked_json(exc, retry_at, "starting the workflow")),
+            "retry_after": to_text(retry_at),
+        }
+        step.release = True
+        return step
+
+    def _wait(self, live: LiveInstance, now: datetime) -> StepWrite:
         """Nothing to do but wait: record the state and release the lease."""
         step = StepWrite(live.instance_id, self.worker_id, live.epoch)
         self._fill_state(live, step, now)
@@ -213,9 +275,14 @@ class Worker:
             # Attempt 1 began when its scheduled record committed; a begun attempt with no
             # recorded outcome crashed. Either way this one is the next: record it first.
             started = state[0] if state else 1
-            attempt = started + 1
             failures = state[1] if state else 0
-            live.attempts[seq] = [attempt, failures, None]
+            if act is not None and started >= act.retry.max_attempts:
+                # Every attempt the policy allows has begun, the last left no outcome: a crash
+                # counts as an attempt, so none beyond max_attempts ever begins.
+                lost = _lost(act, started, state)
+                return self._record_outcome(live, pending, started, lost, None, now)
+            attempt = started + 1
+            live.attempts[seq] = [attempt, failures, None, None]
             pre = StepWrite(live.instance_id, self.worker_id, live.epoch)
             pre.attempts.append((seq, attempt, failures, None, None))
             pre.columns = self._lease_columns(live, now)
@@ -227,7 +294,7 @@ class Worker:
             idempotency_key=f"{live.instance_id}:{seq}",
         )
         if act is None:
-            error: BaseException = EddicError(
+            error: BaseException | None = EddicError(
                 f"activity {pending.name!r} is not registered in this process"
             )
             outcome = None
@@ -242,40 +309,121 @@ class Worker:
                 outcome = run_attempt(act, pending.command, ctx)
             finally:
                 self._keeper.release(token)
-            error = outcome.error  # type: ignore[assignment]
+            error = outcome.error
         now = utcnow()
+        if error is not None and not isinstance(error, Exception):
+            if is_exit_request(error):
+                raise error
+            # SystemExit, CancelledError, ... from the body: this attempt is spent and recorded
+            # as begun; the instance is parked rather than the worker stopped.
+            return self._park_attempt(live, seq, attempt, error, now)
         failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)
         if error is not None and act is not None and outcome is not None and outcome.retryable:
             policy = act.retry
-            # Attempts begun, crashed ones included, count against max_attempts. A crashed
-            # attempt left no outcome, so recovery always runs the call once more.
+            # Attempts begun, crashed ones included, count against max_attempts.
             if policy.retries(error, attempt):
                 wait = policy.interval(attempt)
                 next_at = now + timedelta(seconds=wait)
-                live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None]
+                live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None, None]
                 step = StepWrite(live.instance_id, self.worker_id, live.epoch)
                 step.attempts.append((seq, attempt, failures, to_text(next_at), dumps(str(error))))
                 return self._finish_step(live, step, now)
+        return self._record_outcome(live, pending, attempt, error, outcome, now)
+
+    def _record_outcome(
+        self,
+        live: LiveInstance,
+        pending: Any,
+        attempt: int,
+        error: BaseException | Failure | None,
+        outcome: Outcome | None,
+        now: datetime,
+    ) -> StepWrite:
+        """Commit the activity's final outcome with the decisions it leads to. Should building
+        those raise (the workflow's own code runs here), the outcome is committed alone and
+        the instance parked: a finished activity is never run again for a later fault."""
+        seq = pending.seq
         values: dict[int, Any] = {}
-        resolved: Resolved
         if error is None and outcome is not None:
             resolved = Resolved(seq, now, outcome.value)
             values[seq] = outcome.json
+        elif isinstance(error, Failure):
+            resolved = Resolved(seq, now, failure=error)
         else:
             assert error is not None
             resolved = Resolved(seq, now, failure=Failure.from_exception(error, attempt))
-        live.interp.feed(resolved)
-        step = self._step(live, [resolved, *live.interp.decide()], values, now)
-        if outcome is not None and outcome.published:
+        published = outcome.published if outcome is not None else None
+        pos = live.pos
+        try:
+            live.interp.feed(resolved)
+            step = self._step(live, [resolved, *live.interp.decide()], values, now)
+        except BaseException as exc:
+            if is_exit_request(exc):
+                raise
+            live.pos = pos
+            return self._park_with(live, seq, [resolved], values, published, exc, now)
+        if published:
             # The activity's own events come before those of the commands it led to.
-            step.outbox[:0] = [
-                self._outbox_row(live, seq, e.event_type, e.data, e.source, now, index=i)
-                for i, e in enumerate(outcome.published, start=1)
-            ]
+            step.outbox[:0] = self._published_rows(live, seq, published, now)
         if seq in live.attempts:
             del live.attempts[seq]
             step.attempts_done.append(seq)
         return self._commit(live, step, now)
+
+    def _published_rows(
+        self, live: LiveInstance, seq: int, published: list[Any], now: datetime
+    ) -> list[tuple[Any, ...]]:
+        return [
+            self._outbox_row(live, seq, e.event_type, e.data, e.source, now, index=i)
+            for i, e in enumerate(published, start=1)
+        ]
+
+    def _park_with(
+        self,
+        live: LiveInstance,
+        seq: int,
+        records: list[Any],
+        values: dict[int, Any],
+        published: list[Any] | None,
+        exc: BaseException,
+        now: datetime,
+    ) -> StepWrite:
+        """Commit ``records`` (an activity's outcome) and park the instance in one step."""
+        log.error("instance %s: %s after activity seq %s finished", live.instance_id, exc, seq)
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step.history = live.rows(records, values)
+        if published:
+            step.outbox = self._published_rows(live, seq, published, now)
+        if seq in live.attempts:
+            step.attempts_done.append(seq)
+        return self._commit_park(live, step, exc, "running the workflow after an activity", now)
+
+    def _park_attempt(
+        self, live: LiveInstance, seq: int, attempt: int, exc: BaseException, now: datetime
+    ) -> StepWrite:
+        """An attempt ended by a ``BaseException``: keep it counted, park the instance."""
+        failures = live.attempts[seq][1] if seq in live.attempts else 0
+        text = f"{type(exc).__qualname__}: {exc}"
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step.attempts.append((seq, attempt, failures, None, dumps(text)))
+        return self._commit_park(live, step, exc, f"running attempt {attempt} of seq {seq}", now)
+
+    def _commit_park(
+        self, live: LiveInstance, step: StepWrite, exc: BaseException, where: str, now: datetime
+    ) -> StepWrite:
+        retry_at = now + timedelta(seconds=self.recovery_interval_seconds)
+        step.columns = {
+            "error": dumps(parked_json(exc, retry_at, where)),
+            "retry_after": to_text(retry_at),
+            "updated_at": to_text(now),
+        }
+        step.release = True
+        done = {a[0] for a in step.attempts} | set(step.attempts_done)
+        step.attempts += [a for a in _not_begun(live) if a[0] not in done]
+        self._cache.pop(live.instance_id, None)  # its interpreter may be half-way: replay it
+        self.storage.commit_step(step, now)
+        log.error("instance %s is parked until %s", live.instance_id, to_text(retry_at))
+        return step
 
     def _finish_step(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
         self._fill_state(live, step, now)
@@ -340,10 +488,12 @@ class Worker:
                 columns["error"] = None
             except SerializationError as exc:
                 columns["status"] = "failed"
-                columns["error"] = dumps(_error_json(exc, []))
+                columns["error"] = dumps(error_json(exc))
         elif interp.phase is Phase.FAILED:
             assert interp.error is not None
-            columns["error"] = dumps(_error_json(interp.error, interp.compensation_errors))
+            columns["error"] = dumps(error_json(interp.error, interp.compensation_errors))
+        else:
+            columns["error"] = None  # a park's error, once the instance moves on
         waits = survey.events
         if waits or live.waits:
             step.waits_added = [
@@ -366,7 +516,7 @@ class Worker:
             # Most steps change none of these: the commit then appends history and leaves the
             # instance's row (and its page in the WAL) alone; the lease check is a read.
             written = live.written
-            for name in ("status", "wake_at", "retry_after"):
+            for name in ("status", "wake_at", "retry_after", "error"):
                 if name in written and written[name] == columns[name]:
                     del columns[name]
         if step.release or columns.keys() - {"lock_expires_at"}:
@@ -403,16 +553,21 @@ class Worker:
             self._wake.set()
 
 
-def _error_json(error: BaseException, compensation_errors: list[Failure]) -> dict[str, Any]:
-    failure = Failure.from_exception(error)
-    out: dict[str, Any] = {
-        "type": failure.type,
-        "message": failure.message,
-        "traceback": failure.traceback,
-    }
-    if compensation_errors:
-        out["compensation_errors"] = [
-            {"type": f.type, "message": f.message, "attempts": f.attempts}
-            for f in compensation_errors
-        ]
-    return out
+def _lost(act: Any, started: int, state: list[Any] | None) -> Failure:
+    """The failure recorded for an activity whose last allowed attempt left no outcome."""
+    last = f" (its last attempt that ended reported {state[3]})" if state and state[3] else ""
+    return Failure(
+        "eddic.AttemptLost",
+        f"attempt {started} of {act.retry.max_attempts} began and recorded no outcome: its "
+        f"worker stopped during it{last}. A crash counts as an attempt and no attempt beyond "
+        "max_attempts begins; give the activity a RetryPolicy with more attempts if it "
+        "should survive more crashes",
+        started,
+    )
+
+
+def _not_begun(live: LiveInstance) -> list[tuple[int, int, int, str | None, str | None]]:
+    """Attempt rows saying "attempt 1 has not begun" for activities scheduled under this lease
+    and never started: the scheduled record stands for attempt 1 having begun, which would
+    otherwise count against max_attempts for a body that never ran."""
+    return [(seq, 0, 0, None, None) for seq in sorted(live.fresh)]

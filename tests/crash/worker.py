@@ -225,19 +225,28 @@ class CrashReceipt(BaseModel):
     tracking_number: str
 
 
-@compensation
+# A crash counts as an attempt and no attempt beyond max_attempts begins, so the saga's steps
+# allow more attempts than the harness has kills in a row for one body (at most four).
+CRASH_ATTEMPTS = 10
+# The shipping failure of the failure path is final at once, as it was with a bare @activity.
+SURVIVES_CRASHES = RetryPolicy(
+    max_attempts=CRASH_ATTEMPTS, initial_interval=0, non_retryable=(RuntimeError,)
+)
+
+
+@compensation(retry=SURVIVES_CRASHES)
 def crash_cancel_reservation(ctx: ActivityContext, order_id: str) -> dict[str, bool]:
     body(ctx, order_id, "cancel", "inventory.cancelled")
     return {"cancelled": True}
 
 
-@compensation
+@compensation(retry=SURVIVES_CRASHES)
 def crash_refund_payment(ctx: ActivityContext, order_id: str, amount: float) -> dict[str, bool]:
     body(ctx, order_id, "refund", "payment.refunded")
     return {"refunded": True}
 
 
-@activity
+@activity(retry=SURVIVES_CRASHES)
 @on_failure(crash_cancel_reservation)
 def crash_reserve_inventory(
     ctx: ActivityContext, order_id: str, items: list[CrashItem]
@@ -249,14 +258,14 @@ def crash_reserve_inventory(
     }
 
 
-@activity
+@activity(retry=SURVIVES_CRASHES)
 @on_failure(crash_refund_payment)
 def crash_process_payment(ctx: ActivityContext, order_id: str, amount: float) -> dict[str, Any]:
     body(ctx, order_id, "pay", "payment.processed")
     return {"transaction_id": f"TXN-{order_id}", "amount": amount}
 
 
-@activity
+@activity(retry=SURVIVES_CRASHES)
 def crash_ship_order(ctx: ActivityContext, order_id: str, fail: bool) -> dict[str, str]:
     body(ctx, order_id, "ship", None if fail else "order.shipped")
     if fail:
