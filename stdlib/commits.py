@@ -21,7 +21,9 @@ commit rate instead of queueing one fsync each.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -53,11 +55,15 @@ class GroupCommit:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        self._reset()
+        self.batches = 0  # transactions committed (tests and benchmarks read these)
+        self.works = 0
+        _ALL.add(self)
+
+    def _reset(self) -> None:
         self._mutex = threading.Lock()
         self._queue: list[_Work[Any]] = []
         self._leading = False
-        self.batches = 0  # transactions committed (tests and benchmarks read these)
-        self.works = 0
 
     def run(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``fn(db)`` inside a write transaction; return its result once it is durable.
@@ -153,3 +159,17 @@ class GroupCommit:
 
 class _Failed(Exception):
     """A piece of a shared batch raised: the batch is redone with savepoints."""
+
+
+_ALL: weakref.WeakSet[GroupCommit] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A child forked while a parent thread led a commit (or held the mutex) inherits that state
+    # but not the thread: its first commit would queue behind a leader that never finishes.
+    for group in list(_ALL):
+        group._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -8,10 +8,12 @@ the deadline passed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from . import validate
 from .clock import from_text, to_text, utcnow
 from .instance import LiveInstance, event_to_json
 from .kernel import EddicError, Event, Failure, InstanceNotFound, Resolved
@@ -21,6 +23,8 @@ from .steps import StepWrite
 if TYPE_CHECKING:
     from .runtime import App
     from .worker import Worker
+
+log = logging.getLogger("eddic")
 
 _TERMINAL = ("completed", "failed", "cancelled")
 
@@ -99,8 +103,13 @@ def send_event(
     ``WaitEvent`` matches when the send commits. A repeated event id is ignored.
     """
     app._ready()
-    if not isinstance(event_type, str) or not event_type:
-        raise ValueError(f"event type must be a non-empty string, got {event_type!r}")
+    validate.name(event_type, "event type")
+    if id is not None:
+        validate.name(id, "event id")
+    if instance_id is not None:
+        validate.name(instance_id, "instance_id")
+    if source is not None:
+        validate.name(source, "event source")
     now = utcnow()
     event_id = id or str(uuid.uuid4())
     payload = dumps(to_jsonable(data, what=f"data of event {event_type!r}"))
@@ -137,6 +146,13 @@ def send_event(
                 "(SELECT 1 FROM event_waits WHERE instance_id = ? AND event_type = ?)",
                 [to_text(now), target, target, event_type],
             )
+    # The event is durable now: nothing that goes wrong running its receivers may raise here,
+    # or a caller's retry would send it again under a new id.
     for target, name in reached:
-        app._worker._resume(target, name, utcnow())
+        try:
+            app._worker._resume(target, name, utcnow())
+        except Exception:
+            log.exception(
+                "event %s reached instance %s; running it inline failed", event_id, target
+            )
     return [target for target, _name in reached]

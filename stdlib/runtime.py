@@ -7,8 +7,6 @@ loop; the step-by-step execution of an instance lives in :mod:`eddic.worker`.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import uuid
 from collections import OrderedDict
@@ -32,7 +30,7 @@ from .outbox import relay
 from .replay import Replay, replay_instance
 from .serde import dumps, from_jsonable, to_jsonable
 from .storage import Storage
-from .worker import Worker
+from .worker import Worker, new_worker_id
 
 log = logging.getLogger("eddic")
 
@@ -87,7 +85,6 @@ class App:
         self.default_lock_timeout_seconds = default_lock_timeout_seconds
         self.recovery_interval_seconds = recovery_interval_seconds
         self.timer_poll_interval = timer_poll_interval
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._last_recovery: datetime | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -97,13 +94,18 @@ class App:
         self._initialized = False
         self._worker = Worker(
             self.storage,
-            worker_id=self.worker_id,
+            worker_id=new_worker_id(),
             service_name=service_name,
             default_lock_timeout_seconds=default_lock_timeout_seconds,
             recovery_interval_seconds=recovery_interval_seconds,
             cache_size=cache_size,
             wake=self._wake,
         )
+
+    @property
+    def worker_id(self) -> str:
+        """Who this App's leases name: host, process and a random part (new in a forked child)."""
+        return self._worker.worker_id
 
     # -- lifecycle --
 
@@ -198,7 +200,7 @@ class App:
             "started_at": to_text(now),
             "service_name": self.service_name,
             "lock_timeout_seconds": timeout,
-            "lock_owner": self.worker_id,
+            "lock_owner": worker.worker_id,
             "lock_epoch": 1,
             "lock_expires_at": to_text(live.lease_until),
         }

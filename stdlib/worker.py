@@ -10,7 +10,11 @@ happens only after a crash, a takeover or an eviction (``_load``).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
+import weakref
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +68,16 @@ class Worker:
         self._skip_until: dict[str, datetime] = {}  # unregistered workflows: not a hot loop
         self._keeper = LeaseKeeper(storage)
         self._wake = wake
+        _WORKERS.add(self)
+
+    def _after_fork(self) -> None:
+        # A forked child is another worker: a lease the parent holds is not the child's to use,
+        # and locks or a keeper thread held in the parent at the fork are not there to release.
+        self.worker_id = new_worker_id()
+        self._cache = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._skip_until = {}
+        self._keeper = LeaseKeeper(self.storage)
 
     def close(self) -> None:
         self._keeper.stop()
@@ -106,19 +120,21 @@ class Worker:
             return 0
         epoch, row = got
         live = self._cache.pop(instance_id, None)
-        if live is None or live.epoch + 1 != epoch or live.pos != row["last_pos"]:
+        replayed = live is None or live.epoch + 1 != epoch or live.pos != row["last_pos"]
+        if replayed:
             try:
                 live = self._load(wf, row, epoch)
             except BaseException as exc:
                 if is_exit_request(exc):
                     raise
                 self._park(instance_id, epoch, exc, "replaying its history")
-                return 0
+                return 1  # taken on, and parked again
+        assert live is not None
         live.epoch = epoch
         # What the row holds now, so that the first step clears a park's error and retry time.
         live.written = {"error": row["error"], "retry_after": row["retry_after"]}
         live.lease_until = None  # renewed by the first step
-        self._drive(live, stop)
+        self._drive(live, stop, catch_up=replayed)
         return 1
 
     def skipped(self) -> list[str]:
@@ -179,13 +195,22 @@ class Worker:
         except Exception:  # the storage is failing too: recovery finds it once its lease expires
             log.exception("could not park instance %s", instance_id)
 
-    def _drive(self, live: LiveInstance, stop: threading.Event | None = None) -> None:
+    def _drive(
+        self, live: LiveInstance, stop: threading.Event | None = None, *, catch_up: bool = False
+    ) -> None:
         """Run the instance until it finishes or has nothing to do but wait (lease released).
 
         When ``stop`` is set (a serving worker shutting down), return after the step in progress
         and hand the lease back, so that any worker's next recovery pass goes on from there.
         """
         try:
+            if catch_up:
+                # A park may have committed an outcome without what the code decided after it
+                # (that is what failed): decide it now, and record a finish not yet recorded.
+                records = live.interp.decide()
+                if records or live.interp.finished:
+                    now = utcnow()
+                    self._commit(live, self._step(live, records, {}, now), now)
             while not live.interp.finished:
                 if stop is not None and stop.is_set():
                     self._hand_back(live, utcnow())
@@ -571,3 +596,19 @@ def _not_begun(live: LiveInstance) -> list[tuple[int, int, int, str | None, str 
     and never started: the scheduled record stands for attempt 1 having begun, which would
     otherwise count against max_attempts for a body that never ran."""
     return [(seq, 0, 0, None, None) for seq in sorted(live.fresh)]
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+_WORKERS: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for worker in list(_WORKERS):
+        worker._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
