@@ -309,6 +309,7 @@ class App:
     def _run_pass(self, *, recover: bool, stop: threading.Event | None) -> int:
         """``run_due``; for ``serve``, ``stop`` ends the pass after the steps in progress."""
         self._ready()
+        self._worker.park_pending()
         now = utcnow()
         work = self.storage.due_instances(now)
         if recover:

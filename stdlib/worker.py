@@ -66,6 +66,9 @@ class Worker:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._skip_until: dict[str, datetime] = {}  # unregistered workflows: not a hot loop
+        self._unparked: dict[
+            str, tuple[int, str]
+        ] = {}  # parks the storage refused: id -> (epoch, error)
         self._keeper = LeaseKeeper(storage)
         self._wake = wake
         _WORKERS.add(self)
@@ -77,6 +80,7 @@ class Worker:
         self._cache = OrderedDict()
         self._cache_lock = threading.Lock()
         self._skip_until = {}
+        self._unparked = {}
         self._keeper = LeaseKeeper(self.storage)
 
     def close(self) -> None:
@@ -189,11 +193,21 @@ class Worker:
             exc,
             exc_info=not isinstance(exc, NonDeterminismError),
         )
-        try:
-            error = dumps(parked_json(exc, retry_at, where))
-            self.storage.park(instance_id, self.worker_id, epoch, retry_at, error)
-        except Exception:  # the storage is failing too: recovery finds it once its lease expires
-            log.exception("could not park instance %s", instance_id)
+        error = dumps(parked_json(exc, retry_at, where))
+        self._unparked[instance_id] = (epoch, error)
+        self.park_pending()
+
+    def park_pending(self) -> None:
+        """Park what could not be parked when its step failed (the storage failing too: disk
+        full, say); until then this worker's lease would keep every other worker out."""
+        for instance_id, (epoch, error) in list(self._unparked.items()):
+            retry_at = utcnow() + timedelta(seconds=self.recovery_interval_seconds)
+            try:
+                self.storage.park(instance_id, self.worker_id, epoch, retry_at, error)
+            except Exception as exc:
+                log.warning("could not park instance %s yet: %s", instance_id, exc)
+                return  # the storage is still failing: the next pass tries again
+            del self._unparked[instance_id]
 
     def _drive(
         self, live: LiveInstance, stop: threading.Event | None = None, *, catch_up: bool = False
@@ -258,9 +272,8 @@ class Worker:
         step = StepWrite(live.instance_id, self.worker_id, live.epoch)
         try:
             self._commit_park(live, step, exc, where, now)
-        except Exception:  # the storage is failing too: recovery finds it once its lease expires
-            self._cache.pop(live.instance_id, None)
-            log.exception("could not park instance %s after %r", live.instance_id, exc)
+        except Exception:  # the storage is failing too: park it once it works again
+            self._park(live.instance_id, live.epoch, exc, where)
 
     def _parked_start(self, live: LiveInstance, exc: BaseException, now: datetime) -> StepWrite:
         """The first step of a start whose workflow code failed to reach its first command
