@@ -5,14 +5,16 @@ that produced them. The relay claims the head row of each instance's queue, deli
 it sent; on failure it backs off (a durable next-attempt time) and after ``max_attempts`` marks the
 row failed, which holds back that instance's later rows (never another instance's) until
 ``retry_failed`` or ``discard``.
+
+Whatever a sink does (refuses, redirects, answers garbage, raises, hangs, trickles) is one failed
+attempt, bounded by the timeout from end to end, and never an exception out of the relay; an
+error text never holds a URL's credentials or query (:mod:`eddic.http_sink`).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,31 +22,33 @@ from typing import Any
 import sqlite_utils
 
 from .clock import from_text, to_text, utcnow
-from .kernel import EddicError, Event
+from .http_sink import Exchange, SinkError, SinkTimeout, cut, redact, target_of
+from .kernel import Event
 from .serde import loads
 from .storage import Storage
 
 _HEAD_ROWS = (
     "SELECT id, event_id, instance_id, event_type, source, data, time, attempts FROM outbox o "
-    "WHERE status = 'pending' AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p "
-    "WHERE p.instance_id = o.instance_id AND p.id < o.id AND p.status IN ('pending','failed')) "
-    "ORDER BY id LIMIT ?"
+    "WHERE status = 'pending' AND next_attempt_at <= ? AND o.id <= ? AND NOT EXISTS (SELECT 1 "
+    "FROM outbox p WHERE p.instance_id = o.instance_id AND p.id < o.id "
+    "AND p.status IN ('pending','failed')) ORDER BY id LIMIT ?"
 )
 
-
-class SinkError(EddicError):
-    """A sink refused an event or did not answer in time."""
+#: How long a claim outlasts the delivery's timeout: room for the commit that follows it.
+_CLAIM_MARGIN = 30.0
 
 
 def backoff(attempts: int) -> float:
     """Seconds before the next attempt after ``attempts`` failures: 1 s, doubling, 5 min cap."""
-    return float(min(300.0, 2.0 ** (attempts - 1)))
+    # the exponent is capped too: 2.0 ** 1024 overflows, and max_attempts may be that large
+    return float(min(300.0, 2.0 ** min(attempts - 1, 16)))
 
 
 def event_of(row: tuple[Any, ...]) -> Event:
     _id, event_id, _iid, event_type, source, data, time, _attempts = row
     when = from_text(time)
-    assert when is not None
+    if when is None:
+        raise ValueError("the row has no time")
     return Event(event_id, event_type, source, when, loads(data))
 
 
@@ -63,40 +67,82 @@ def cloudevent_json(event: Event) -> bytes:
 
 
 def deliver(sink: Callable[[Event], Any] | str, event: Event, timeout: float) -> None:
-    """Hand one event to the sink; raise on refusal or on a timeout."""
+    """Hand one event to the sink within ``timeout`` seconds, from start to answer.
+
+    Raises ``SinkError`` (``SinkTimeout`` when it ran out of time) for a refusal or any failure;
+    only a ``KeyboardInterrupt`` raised by a callable sink is passed on as it is.
+    """
     if isinstance(sink, str):
-        request = urllib.request.Request(
-            sink,
-            data=cloudevent_json(event),
-            headers={"Content-Type": "application/cloudevents+json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            raise SinkError(f"{sink} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise SinkError(f"{sink} is unreachable: {exc}") from None
-        if not 200 <= status < 300:
-            raise SinkError(f"{sink} answered HTTP {status}")
-        return
+        exchange = Exchange(target_of(sink), cloudevent_json(event))
+        what = f"POST {exchange.target.shown}"
+        _within(lambda: exchange.run(timeout), timeout, what, abort=exchange.abort, url=sink)
+    elif callable(sink):
+        _within(lambda: sink(event), timeout, f"sink {_name_of(sink)}")
+    else:
+        raise SinkError(f"the sink must be an http(s) URL or a callable, not {type(sink).__name__}")
+
+
+def _within(
+    work: Callable[[], Any],
+    timeout: float,
+    what: str,
+    *,
+    abort: Callable[[], None] | None = None,
+    url: str | None = None,
+) -> None:
+    """Run ``work`` on a helper thread and wait for it at most ``timeout`` seconds.
+
+    A thread because nothing else bounds a call from the outside: a callable sink may block
+    anywhere, an HTTP one in name resolution. ``abort`` then ends an HTTP exchange; a callable
+    that never returns keeps its daemon thread (Python cannot stop a thread), but nothing waits
+    for it, and its row is retried after the backoff like any other failure.
+    """
     outcome: list[BaseException | None] = []
 
-    def call() -> None:
+    def run() -> None:
         try:
-            sink(event)
-            outcome.append(None)
-        except BaseException as exc:
+            work()
+        except KeyboardInterrupt as exc:
             outcome.append(exc)
+        except BaseException as exc:  # SystemExit, CancelledError...: a failed delivery too
+            # the text is taken here, in the helper, because a sink's exception may hang or fail
+            # at that too; only an HTTP refusal's own text is kept as it is
+            outcome.append(exc if type(exc) is SinkError else SinkError(describe(exc)))
+        else:
+            outcome.append(None)
 
-    worker = threading.Thread(target=call, name="eddic-outbox-sink", daemon=True)
-    worker.start()
-    worker.join(timeout)
+    helper = threading.Thread(target=run, name="eddic-outbox-sink", daemon=True)
+    helper.start()
+    helper.join(timeout)
     if not outcome:
-        raise SinkError(f"sink {sink!r} did not return within {timeout}s")
-    if outcome[0] is not None:
-        raise SinkError(f"sink {sink!r} raised {type(outcome[0]).__name__}: {outcome[0]}")
+        if abort is not None:
+            abort()
+        raise SinkTimeout(f"{what} did not return within {timeout}s")
+    error = outcome[0]
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    if error is not None:
+        raise SinkError(f"{what}: {redact(str(error), url)}")
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, even for an exception whose message cannot be made into text."""
+    try:
+        text = str(exc)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        text = "(its message could not be printed)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _name_of(sink: object) -> str:
+    """The sink's qualified name, or its type's: never its repr (a partial's shows arguments)."""
+    try:
+        name = getattr(sink, "__qualname__", None)
+    except Exception:
+        name = None
+    return name if isinstance(name, str) else type(sink).__qualname__
 
 
 def relay(
@@ -107,44 +153,47 @@ def relay(
     timeout: float,
     batch: int = 100,
 ) -> int:
-    """Deliver due pending rows; returns how many were delivered. No sink: rows stay pending."""
+    """Deliver due pending rows; returns how many were delivered. No sink: rows stay pending.
+
+    Never raises for a delivery (every failure is a counted attempt). A pass takes only the rows
+    that existed when it began (a sink whose deliveries publish events would otherwise keep it
+    going for ever) and ends after a delivery that timed out (a sink that hangs for one row likely
+    hangs for the next: one timeout per pass, not one per instance); the rest wait for the next
+    pass, uncounted.
+    """
     if sink is None:
         return 0
     delivered = 0
+    newest: int | None = None
     while True:
-        progress = _relay_heads(storage, sink, max_attempts, timeout, batch)
+        with storage.reading() as db:
+            if newest is None:
+                newest = int(db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
+            heads = db.execute(_HEAD_ROWS, [to_text(utcnow()), newest, batch]).fetchall()
+        progress, timed_out = _relay_heads(storage, sink, heads, max_attempts, timeout)
         delivered += progress
-        if not progress:
+        if timed_out or not progress:
             return delivered
 
 
 def _relay_heads(
     storage: Storage,
     sink: Callable[[Event], Any] | str,
+    heads: list[tuple[Any, ...]],
     max_attempts: int,
     timeout: float,
-    batch: int,
-) -> int:
-    """One round: the due head row of each instance's queue. Returns how many were delivered."""
+) -> tuple[int, bool]:
+    """One round: the head row of each instance's queue. Returns (delivered, one timed out)."""
     delivered = 0
-    now = utcnow()
-    with storage.reading() as db:
-        heads = db.execute(_HEAD_ROWS, [to_text(now), batch]).fetchall()
     for row in heads:
         row_id, attempts = row[0], row[7]
-        claim_until = now + timedelta(seconds=timeout + 30)
-        with storage.transaction() as db:
-            claimed = db.execute(
-                "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending' "
-                "AND attempts = ? AND next_attempt_at <= ?",
-                [to_text(claim_until), row_id, attempts, to_text(now)],
-            ).rowcount
-        if not claimed:
+        if not _claim(storage, row_id, attempts, timeout):
             continue  # another relay has it
-        try:
-            deliver(sink, event_of(row), timeout)
-        except SinkError as exc:
-            _record_failure(storage, row_id, attempts + 1, str(exc), max_attempts)
+        error = _attempt(sink, row, timeout)
+        if error is not None:
+            _record_failure(storage, row_id, attempts + 1, str(error), max_attempts)
+            if isinstance(error, SinkTimeout):
+                return delivered, True
             continue
         with storage.transaction() as db:
             db.execute(
@@ -152,7 +201,40 @@ def _relay_heads(
                 [to_text(utcnow()), attempts + 1, row_id],
             )
         delivered += 1
-    return delivered
+    return delivered, False
+
+
+def _claim(storage: Storage, row_id: int, attempts: int, timeout: float) -> bool:
+    """Take the row for one delivery: its next attempt moves past the delivery's end, so another
+    relay leaves it alone meanwhile. Counted from now, not from the round's start: the deliveries
+    before it in the round may each have taken their timeout."""
+    now = utcnow()
+    until = now + timedelta(seconds=timeout + _CLAIM_MARGIN)
+    with storage.transaction() as db:
+        return bool(
+            db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending' "
+                "AND attempts = ? AND next_attempt_at <= ?",
+                [to_text(until), row_id, attempts, to_text(now)],
+            ).rowcount
+        )
+
+
+def _attempt(
+    sink: Callable[[Event], Any] | str, row: tuple[Any, ...], timeout: float
+) -> SinkError | None:
+    """Deliver one row; the error if that failed in any way (returned: it is only an attempt)."""
+    try:
+        event = event_of(row)
+    except Exception as exc:  # a damaged row: it still counts, and is given up in the end
+        return SinkError(f"the row does not hold a readable event: {describe(exc)}")
+    try:
+        deliver(sink, event, timeout)
+    except SinkError as exc:
+        return exc
+    except Exception as exc:  # from building the request: still one failed attempt
+        return SinkError(f"the delivery could not be made: {describe(exc)}")
+    return None
 
 
 def _record_failure(
@@ -164,7 +246,13 @@ def _record_failure(
         db.execute(
             "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? "
             "WHERE id = ?",
-            [status, attempts, error, to_text(now + timedelta(seconds=backoff(attempts))), row_id],
+            [
+                status,
+                attempts,
+                cut(error),
+                to_text(now + timedelta(seconds=backoff(attempts))),
+                row_id,
+            ],
         )
 
 
