@@ -1,22 +1,21 @@
 """An eddic database opened read-only, for inspection (``eddic list``, ``show``, ``replay``, ...).
 
-The connection is opened with SQLite's ``mode=ro``, so nothing here can write, whatever happens:
-inspecting a production file is safe, even without write permission. A file that is missing, not
-SQLite, not eddic's, corrupt or from a newer schema is refused with an error naming it.
+The connection is opened with SQLite's ``mode=ro`` (``dbfile.open_read_only``), so nothing here
+can write, whatever happens: inspecting a production file is safe, even without write permission
+on it or its folder. A file that is missing, not SQLite, not eddic's, corrupt or from a newer
+schema is refused with an error naming it.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from .dbfile import StorageError, check_schema, parse_db_url
+from .dbfile import StorageError, check_schema, open_read_only, parse_db_url
 from .decorators import Workflow
 from .kernel import InstanceNotFound
 from .outbox import select_outbox
@@ -40,11 +39,7 @@ class ReadOnlyDatabase:
         self.path = path
         if not os.path.exists(path):
             raise StorageError(f"no database at {path!r} (check --db or EDDIC_DB)")
-        uri = Path(path).resolve().as_uri() + "?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StorageError(f"{path!r} is not a readable SQLite database ({exc})") from None
+        conn = open_read_only(path)
         try:
             check_schema(conn, path, allow_empty=False)
         except StorageError:

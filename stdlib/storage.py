@@ -23,7 +23,16 @@ import sqlite_utils
 from . import steps
 from .clock import from_text, to_text, utcnow
 from .commits import GroupCommit
-from .dbfile import StorageError, check_file, parse_db_url
+from .dbfile import (
+    Identity,
+    StorageError,
+    check_file,
+    check_schema,
+    create_file,
+    file_uri,
+    parse_db_url,
+    require_same_file,
+)
 from .kernel import InstanceNotFound
 from .public_rows import HISTORY_FIELDS, decoded_history, public_instance, select_instances
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
@@ -45,13 +54,18 @@ class Storage:
         self.db_url = db_url
         self.path = parse_db_url(db_url)
         self.memory = self.path == ":memory:"
+        if not self.memory:
+            # Made absolute once: a relative path keeps naming this file after a chdir.
+            self.path = os.path.abspath(self.path)
+        # The file open() checked; every connection must open it (None: not opened yet).
+        self._identity: Identity | None = None
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._shared: sqlite_utils.Database | None = None
         self._lock = threading.RLock()  # serialises the shared :memory: connection
         # Writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
-        self._writers = WriterLock(self.path)
+        self._writers = WriterLock(self.path, create_when_used=False)  # open() creates it
         self.commits = GroupCommit(self)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
@@ -64,7 +78,9 @@ class Storage:
         if self._opened:
             return
         if not self.memory:
-            check_file(self.path)  # before any pragma: switching to WAL rewrites the header
+            found = check_file(self.path)  # before any pragma: switching to WAL rewrites it
+            self._writers.open()  # created now if missing; only reopened as that same file
+            self._identity = found if found is not None else create_file(self.path)
         with self.transaction() as db:
             self._migrate(db)
         self._opened = True
@@ -75,12 +91,7 @@ class Storage:
                 ":memory:", check_same_thread=False, isolation_level=None, factory=Connection
             )
         else:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self.busy_timeout_ms / 1000,
-                isolation_level=None,
-                factory=Connection,
-            )
+            conn = self._connect_file()
         db = sqlite_utils.Database(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         if not self.memory:
@@ -88,6 +99,30 @@ class Storage:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         return db
+
+    def _connect_file(self) -> Connection:
+        """A connection on the file open() checked, or ``StorageError`` and nothing written:
+        ``mode=rw`` never creates a file, and the identity is compared before and after."""
+        expected = self._identity
+        if expected is None:
+            raise StorageError(f"{self.path!r} is not open: call open() (App.initialize()) first")
+        require_same_file(self.path, expected)
+        try:
+            conn = sqlite3.connect(
+                file_uri(self.path, mode="rw"),
+                uri=True,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,
+                factory=Connection,
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self.path!r}: {exc}") from None
+        try:
+            require_same_file(self.path, expected)  # what SQLite opened is what was checked
+        except StorageError:
+            conn.close()
+            raise
+        return conn
 
     def _db(self) -> sqlite_utils.Database:
         if self.memory:
@@ -127,15 +162,8 @@ class Storage:
     # -- schema --
 
     def _migrate(self, db: sqlite_utils.Database) -> None:
-        if "eddic_meta" not in db.table_names():
-            version = 0
-        else:
-            row = db.execute("SELECT value FROM eddic_meta WHERE key='schema_version'").fetchone()
-            version = int(row[0])
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"database has eddic schema version {version}; this eddic knows {SCHEMA_VERSION}"
-            )
+        # Checked again inside the write transaction: what is migrated is what is there now.
+        version = check_schema(db.conn, self.path, allow_empty=True) or 0
         for target in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target](db)
             db.table("eddic_meta").upsert({"key": "schema_version", "value": str(target)}, pk="key")
@@ -382,7 +410,8 @@ _STORES: weakref.WeakSet[Storage] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     # SQLite connections must not cross a fork: a child opens its own (the parent's are left
-    # alone, not closed: closing them here could disturb the parent's locks and WAL).
+    # alone, not closed: closing them here could disturb the parent's locks and WAL). Its own
+    # are checked against the identity the parent recorded, like any new connection.
     for store in list(_STORES):
         if not store.memory:
             store._local = threading.local()

@@ -9,15 +9,22 @@ hands to the next waiter as soon as it is released, and releases by itself when 
 SIGKILL included. Writers that are not eddic (the sqlite3 shell) still meet the busy handler.
 
 The lock file is separate from the database on purpose: closing any descriptor of a file drops
-every POSIX lock the process holds on it, SQLite's own included.
+every POSIX lock the process holds on it, SQLite's own included. For the same reason it must be
+a plain file of its own, never a symlink (to the database, say). It is created once, when the
+database is opened (``open``); later openings (a forked child's) open that same file or refuse:
+a new one would not queue with the processes still locking the old.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 import weakref
 from types import TracebackType
+
+from .dbfile import Identity, StorageError, identity
 
 try:
     import fcntl
@@ -28,11 +35,24 @@ except ImportError:  # pragma: no cover - not POSIX: threads queue, processes me
 class WriterLock:
     """A context manager held around every write transaction on one database file."""
 
-    def __init__(self, database_path: str) -> None:
+    def __init__(self, database_path: str, *, create_when_used: bool = True) -> None:
+        """``create_when_used=False``: only ``open`` creates the lock file (``Storage`` opens it
+        with the database it checked; a transaction before that must leave no file behind)."""
         self.path = f"{database_path}-writer"
+        self._create_when_used = create_when_used
         self._threads = threading.Lock()
         self._fd: int | None = None
+        self._identity: Identity | None = None  # the lock file once opened: reopened only as it
         _ALL.add(self)
+
+    def open(self) -> None:
+        """Open the lock file now, creating it when missing: when its database is (re)opened."""
+        if fcntl is None:
+            return
+        with self._threads:
+            if self._fd is None:
+                self._identity = None
+                self._fd = self._open_file(create=True)
 
     def __enter__(self) -> None:
         self._threads.acquire()
@@ -40,7 +60,7 @@ class WriterLock:
             return
         try:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._fd = self._open_file(create=self._identity is None and self._create_when_used)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             self._threads.release()
@@ -57,6 +77,47 @@ class WriterLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+    def _open_file(self, *, create: bool) -> int:
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            if self._identity is None:
+                raise StorageError(
+                    f"the writer lock {self.path!r} is missing: its database is not open yet"
+                ) from None
+            raise StorageError(
+                f"the writer lock {self.path!r} was removed while its database was open; it is "
+                "not re-created (a new one would not queue with the processes locking the old): "
+                "restart eddic"
+            ) from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR):
+                raise self._not_plain() from None
+            raise StorageError(
+                f"cannot open the writer lock {self.path!r}: {exc.strerror}"
+            ) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise self._not_plain()
+            if self._identity is not None and identity(st) != self._identity:
+                raise StorageError(
+                    f"the writer lock {self.path!r} was replaced while its database was open: "
+                    "restart eddic"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        self._identity = identity(st)
+        return fd
+
+    def _not_plain(self) -> StorageError:
+        return StorageError(
+            f"the writer lock {self.path!r} is not a plain file (a symlink, folder or device): "
+            "remove it while no eddic uses the database, and eddic creates it again"
+        )
 
     def close(self) -> None:
         with self._threads:
