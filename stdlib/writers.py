@@ -135,10 +135,34 @@ class WriterLock:
 _ALL: weakref.WeakSet[WriterLock] = weakref.WeakSet()
 
 
+_quiesced: list[WriterLock] = []
+
+
+def _before_fork() -> None:
+    # SQLite keeps one record per file of the locks its connections in this process hold. A
+    # child forked during a write transaction inherits a record saying a write is in progress
+    # that no thread of the child will ever end, so every BEGIN IMMEDIATE there waits out its
+    # busy timeout. Waiting for the writes in flight (a commit or so) before forking avoids
+    # that. A thread that forks while it writes itself does not wait on its own lock for ever.
+    for lock in list(_ALL):
+        if lock._threads.acquire(timeout=10):
+            _quiesced.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _quiesced:
+        _quiesced.pop()._threads.release()
+
+
 def _after_fork_in_child() -> None:
+    _quiesced.clear()
     for lock in list(_ALL):
         lock._forget()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
