@@ -71,6 +71,10 @@ class CallActivity(Command):
     kwargs: Mapping[str, Any]
 
     def __init__(self, activity: Any, /, *args: Any, **kwargs: Any) -> None:
+        if not activity_name(activity):
+            raise ValueError(
+                f"CallActivity needs an activity with a non-empty name, got {activity!r}"
+            )
         # One dict update instead of three object.__setattr__ calls: built once per command.
         self.__dict__.update(activity=activity, args=args, kwargs=kwargs)
 
@@ -79,11 +83,39 @@ class CallActivity(Command):
         return activity_name(self.activity)
 
 
+_INFINITY = float("inf")
+
+
 def _seconds(value: float | timedelta, what: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not seconds >= 0:  # also rejects NaN
+    """``value`` (a number or a ``timedelta``) as finite, non-negative float seconds.
+
+    The kernel's own check (it imports nothing of eddic outside itself): a value no deadline can
+    be built from fails where the command is made. A finite value whose deadline lies past what
+    a ``datetime`` holds is found when the command is yielded (it depends on the workflow's time)
+    and thrown into the workflow there.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{what} must be a finite number of seconds, got {value!r}") from None
+    else:
+        raise TypeError(f"{what} must be a number of seconds or a timedelta, got {value!r}")
+    if seconds != seconds or seconds in (_INFINITY, -_INFINITY):  # NaN, inf
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
+    if seconds < 0:
         raise ValueError(f"{what} must be a non-negative number of seconds, got {value!r}")
     return seconds
+
+
+def _event_type(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} needs an event type that is a string, got {value!r}")
+    if not value:
+        raise ValueError(f"{what} needs a non-empty event type")
+    return value
 
 
 @dataclass(frozen=True, init=False)
@@ -103,9 +135,18 @@ class SleepUntil(Command):
     when: datetime
 
     def __post_init__(self) -> None:
-        if not isinstance(self.when, datetime) or self.when.tzinfo is None:
-            raise ValueError(f"SleepUntil needs an aware datetime, got {self.when!r}")
-        object.__setattr__(self, "when", self.when.astimezone(timezone.utc))
+        when = self.when
+        if not isinstance(when, datetime):
+            raise TypeError(f"SleepUntil needs an aware datetime, got {when!r}")
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError(f"SleepUntil needs an aware datetime, got {when!r}")
+        try:
+            utc = when.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError(
+                f"SleepUntil({when.isoformat()}) lies outside the times a datetime holds in UTC"
+            ) from None
+        object.__setattr__(self, "when", utc)
 
 
 @dataclass(frozen=True, init=False)
@@ -116,9 +157,7 @@ class WaitEvent(Command):
     timeout: float | None
 
     def __init__(self, event_type: str, timeout: float | timedelta | None = None) -> None:
-        if not isinstance(event_type, str) or not event_type:
-            raise ValueError(f"WaitEvent needs a non-empty event type, got {event_type!r}")
-        object.__setattr__(self, "event_type", event_type)
+        object.__setattr__(self, "event_type", _event_type(event_type, "WaitEvent"))
         object.__setattr__(
             self, "timeout", None if timeout is None else _seconds(timeout, "WaitEvent timeout")
         )
@@ -131,6 +170,15 @@ class Publish(Command):
     event_type: str
     data: Any = None
     source: str | None = None
+
+    def __post_init__(self) -> None:
+        _event_type(self.event_type, "Publish")
+        source = self.source
+        if source is not None:
+            if not isinstance(source, str):
+                raise TypeError(f"Publish source must be a string or None, got {source!r}")
+            if not source:
+                raise ValueError("Publish source must not be empty (pass None for the default)")
 
 
 @dataclass(frozen=True, init=False)

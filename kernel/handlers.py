@@ -26,6 +26,7 @@ __all__ = [
     "LEAVES",
     "RUN_TO_COMPLETION",
     "SELF_RESOLVING",
+    "ActivityTraceback",
     "Spec",
 ]
 
@@ -39,8 +40,19 @@ def _call_activity(cmd: CallActivity, now: datetime) -> Spec:
     return ("activity", activity_name(cmd.activity), None)
 
 
+def _deadline(now: datetime, seconds: float) -> datetime:
+    """``now + seconds``; ``ValueError`` when that lies past what a ``datetime`` holds."""
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"its deadline, {seconds:g} s after {now.isoformat()}, lies past the latest time a "
+            f"datetime holds ({datetime.max.year})"
+        ) from None
+
+
 def _sleep(cmd: Sleep, now: datetime) -> Spec:
-    return ("timer", "sleep", now + timedelta(seconds=cmd.seconds))
+    return ("timer", "sleep", _deadline(now, cmd.seconds))
 
 
 def _sleep_until(cmd: SleepUntil, now: datetime) -> Spec:
@@ -48,7 +60,7 @@ def _sleep_until(cmd: SleepUntil, now: datetime) -> Spec:
 
 
 def _wait_event(cmd: WaitEvent, now: datetime) -> Spec:
-    deadline = None if cmd.timeout is None else now + timedelta(seconds=cmd.timeout)
+    deadline = None if cmd.timeout is None else _deadline(now, cmd.timeout)
     return ("event", cmd.event_type, deadline)
 
 
@@ -85,8 +97,24 @@ SELF_RESOLVING: dict[str, Callable[[str, int], Any]] = {
 RUN_TO_COMPLETION = frozenset({"activity", "compensation"})
 
 
+class ActivityTraceback(Exception):
+    """The traceback an activity's failure was recorded with, as the ``__cause__`` of the
+    ``ActivityFailed`` thrown into the workflow: a traceback of the workflow's error then shows
+    the activity's own frames (the line that raised) before the workflow's."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'the activity raised:\n"""\n{self.text.rstrip()}\n"""'
+
+
 def _activity_failed(leaf: Leaf, failure: Failure) -> BaseException:
-    return ActivityFailed(leaf.name, failure.type, failure.message, failure.attempts)
+    error = ActivityFailed(leaf.name, failure.type, failure.message, failure.attempts)
+    if failure.traceback:
+        error.__cause__ = ActivityTraceback(failure.traceback)  # also sets __suppress_context__
+    return error
 
 
 def _event_timeout(leaf: Leaf, failure: Failure) -> BaseException:

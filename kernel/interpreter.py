@@ -13,6 +13,12 @@ of *unmatched* leaves. What a command means (its record's kind, name, deadline a
 how its failure is thrown back) is looked up in the tables of ``handlers``; the leaves and the
 All/First trees over them are in ``waits``.
 
+Nothing the code yields escapes as an exception: a command that cannot be scheduled (a deadline
+past what a ``datetime`` holds, a value the host's ``check`` refuses) is thrown into the workflow
+at its yield as a ``ValueError`` or ``TypeError``, so ``try/except`` around the yield works. Every
+leaf of an All/First tree is checked before any of them is added, so a bad child leaves no
+half-built tree and consumes no seq; a replay refuses it again at the same point.
+
 A fed ``Scheduled`` record must match the oldest unmatched leaf by seq, kind and name (arguments
 may differ: they are data, not identity); anything else is a ``NonDeterminismError``. When the
 history runs out, the unmatched leaves are new decisions: ``decide()`` turns them into
@@ -43,7 +49,7 @@ import functools
 import inspect
 import uuid
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -58,6 +64,7 @@ from .handlers import (
     LEAVES,
     RUN_TO_COMPLETION,
     SELF_RESOLVING,
+    Spec,
 )
 from .history import Failure, Record, Resolved, Scheduled
 from .waits import SOLO, Leaf, Node, Pending, Trace
@@ -70,7 +77,9 @@ class Phase(str, Enum):
     COMPENSATING = "compensating"  # the code raised; compensations are being run
     COMPLETED = "completed"
     FAILED = "failed"
-    BROKEN = "broken"  # a NonDeterminismError was raised; no more input is accepted
+    # a NonDeterminismError was raised, or the workflow raised a BaseException that is not an
+    # Exception; no more input is accepted
+    BROKEN = "broken"
 
 
 def _describe(kind: str, name: str) -> str:
@@ -83,6 +92,12 @@ class Interpreter:
     ``workflow`` is called as ``workflow(ctx, input)`` (or ``workflow(ctx)`` when ``input`` is
     ``None`` and it takes one parameter) and should return a generator. ``context_factory``
     builds the ``ctx`` it receives.
+
+    ``check``, when given, is the host's look at each leaf command as the code yields it (on a
+    replay too), before it becomes a leaf: a ``TypeError`` or ``ValueError`` it raises is thrown
+    into the workflow at that yield; a command it returns is recorded in place of the yielded one
+    (e.g. one holding a snapshot of its data, so that the workflow mutating its own object later
+    changes nothing recorded); ``None`` keeps the command as yielded.
     """
 
     def __init__(
@@ -94,7 +109,10 @@ class Interpreter:
         started_at: datetime,
         context_factory: Callable[[Interpreter], Context] = Context,
         observer: Callable[[Trace], None] | None = None,
+        check: Callable[[Command], Command | None] | None = None,
     ) -> None:
+        if not isinstance(started_at, datetime):
+            raise TypeError(f"started_at must be an aware datetime, got {started_at!r}")
         if started_at.tzinfo is None:
             raise ValueError("started_at must be an aware datetime")
         self.instance_id = instance_id
@@ -123,8 +141,9 @@ class Interpreter:
         self._root: Node | None = None
         self._root_leaves: list[Leaf] = []
         self._stack: list[CallActivity] = []
-        self._broken: str | None = None
+        self._broken: str | None = None  # why this interpreter refuses input, once it does
         self._observer = observer
+        self._check = check
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -269,12 +288,24 @@ class Interpreter:
             "numbers, I/O, global state); use ctx.now() and ctx.uuid(), and do I/O in activities."
         )
         self.phase = Phase.BROKEN
-        self._broken = message
+        self._broken = f"a non-determinism error: {message}"
         raise NonDeterminismError(message, seq=seq, recorded=recorded, current=current)
 
     def _check_usable(self) -> None:
         if self._broken is not None:
-            raise EddicError(f"this interpreter stopped at a non-determinism error: {self._broken}")
+            raise EddicError(f"this interpreter stopped at {self._broken}")
+
+    def _stop_at(self, error: BaseException) -> None:
+        """The workflow raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+        ``GeneratorExit``, ...): it propagates to the host, which decides what becomes of the
+        instance, and this interpreter (whose generator is gone) refuses further input rather
+        than take the closed generator for a workflow that returned."""
+        self.phase = Phase.BROKEN
+        self._gen = None
+        self._broken = (
+            f"{type(error).__name__} raised by the workflow ({error!r}); it is not an Exception, "
+            "so it was not taken for the workflow's failure: replay the instance to go on"
+        )
 
     # -- resolutions ----------------------------------------------------------------------------
 
@@ -301,15 +332,17 @@ class Interpreter:
             return  # a cancelled or already resolved command: kept in history, ignored here
         kind = leaf.kind
         failure = record.failure
+        node = leaf.node
+        exc: BaseException | None = None
         if kind in RUN_TO_COMPLETION:
             self._outstanding -= 1
             if failure is None:
                 if kind == "activity":
-                    self._push_compensation(leaf, record.value)
+                    exc = self._push_compensation(leaf, record.value)
+                    if exc is not None and node is None:  # abandoned: no yield to throw it at
+                        self.compensation_errors.append(Failure.from_exception(exc))
             elif kind == "compensation":
                 self.compensation_errors.append(failure)
-        node = leaf.node
-        exc: BaseException | None = None
         if failure is not None and (node is not None or self._observer is not None):
             make = FAILURES.get(kind)
             exc = make(leaf, failure) if make else EddicError(f"{failure.type}: {failure.message}")
@@ -325,18 +358,29 @@ class Interpreter:
         if self._gen_done:
             self._try_finish()
 
-    def _push_compensation(self, leaf: Leaf, result: Any) -> None:
+    def _push_compensation(self, leaf: Leaf, result: Any) -> BaseException | None:
+        """Push the compensation of a completed activity; the error when it cannot be built
+        (thrown into the workflow at the activity's yield, like a failure of the activity)."""
         command = leaf.command
         if not isinstance(command, CallActivity):
-            return
+            return None
         # Duck-typed rather than ``isinstance(..., Compensable)``: a runtime-checkable Protocol
         # check costs tens of microseconds, more than the rest of a record's handling together.
         compensate = getattr(command.activity, "compensate", None)
         if compensate is None or not callable(compensate):
-            return
-        compensation: CallActivity | None = compensate(command.args, command.kwargs, result)
+            return None
+        try:
+            compensation = compensate(command.args, command.kwargs, result)
+            if compensation is not None and not isinstance(compensation, CallActivity):
+                raise TypeError(f"it is {compensation!r}, not a CallActivity")
+        except Exception as error:
+            kind: type[Exception] = (
+                type(error) if type(error) in (TypeError, ValueError) else EddicError
+            )
+            return kind(f"cannot build the compensation of activity {leaf.name!r}: {error}")
         if compensation is not None:
             self._stack.append(compensation)
+        return None
 
     def _settle(self, node: Node, value: Any, exc: BaseException | None) -> None:
         while True:
@@ -398,19 +442,42 @@ class Interpreter:
         if self._started:
             return
         self._started = True
+        workflow = self._workflow
         try:
-            if _takes_input(self._workflow) or self._input is not None:
-                produced = self._workflow(self._context, self._input)
+            if _takes_input(workflow) or self._input is not None:
+                produced = workflow(self._context, self._input)
             else:
-                produced = self._workflow(self._context)
+                produced = workflow(self._context)
         except Exception as exc:
             self._gen_finished(None, exc)
             return
-        if not inspect.isgenerator(produced):
+        except BaseException as exc:
+            self._stop_at(exc)
+            raise
+        if inspect.isgenerator(produced):
+            self._gen = produced
+            self._step(None, None)
+        elif inspect.iscoroutine(produced):
+            produced.close()  # never awaited, and never warned about
+            self._gen_finished(
+                None,
+                TypeError(
+                    f"workflow {_name_of(workflow)} is an async def function: async def "
+                    "workflows are not supported yet; write it as a generator function that "
+                    "yields its commands (`result = yield charge(order)`)"
+                ),
+            )
+        elif inspect.isasyncgen(produced):
+            self._gen_finished(
+                None,
+                TypeError(
+                    f"workflow {_name_of(workflow)} is an async generator function, which "
+                    "cannot be a workflow; write it as a generator function (plain `def` with "
+                    "`yield`)"
+                ),
+            )
+        else:
             self._gen_finished(produced, None)  # a workflow with nothing to wait for
-            return
-        self._gen = produced
-        self._step(None, None)
 
     def _step(self, value: Any, exc: BaseException | None) -> None:
         gen = self._gen
@@ -424,10 +491,18 @@ class Interpreter:
             except Exception as error:
                 self._gen_finished(None, error)
                 return
+            except BaseException as error:
+                self._stop_at(error)
+                raise
             self._uuid_calls = 0
             handler = LEAVES.get(type(yielded))
             if handler is not None:  # the common case: one command on its own, no tree
-                leaf = Leaf(self._next_seq, yielded, *handler(yielded, self.now), SOLO)
+                try:
+                    command, spec = self._prepare(yielded, handler)
+                except (ValueError, TypeError) as refused:
+                    value, exc = None, refused
+                    continue
+                leaf = Leaf(self._next_seq, command, *spec, SOLO)
                 self._add_leaf(leaf)
                 self._root = SOLO
                 self._root_leaves = [leaf]
@@ -436,7 +511,13 @@ class Interpreter:
             if problem is not None:
                 value, exc = None, TypeError(problem)
                 continue
-            root = self._build(yielded, None, 0)
+            plan: list[tuple[Command, Spec]] = []
+            try:  # every leaf of the tree, before any is added: no half-built tree
+                self._plan(yielded, plan)
+            except (ValueError, TypeError) as refused:
+                value, exc = None, refused
+                continue
+            root = self._build(yielded, None, 0, iter(plan))
             if root.done:  # settled as it was built: an empty All
                 self._release_root()
                 value, exc = root.value, None
@@ -444,11 +525,51 @@ class Interpreter:
             self._root = root
             return
 
-    def _build(self, command: Any, parent: Node | None, index: int) -> Node:
+    def _prepare(
+        self, command: Any, handler: Callable[[Any, datetime], Spec]
+    ) -> tuple[Command, Spec]:
+        """The command to record for a yielded leaf (the host's ``check`` may replace it) and
+        its spec. The one place a leaf is refused: whatever the check or the handler raise as
+        ``TypeError``, ``ValueError`` or ``OverflowError`` comes out as a ``TypeError`` or
+        ``ValueError`` naming the command, to be thrown into the workflow at its yield."""
+        try:
+            check = self._check
+            if check is not None:
+                replaced = check(command)
+                if replaced is not None:
+                    replacement = LEAVES.get(type(replaced))
+                    if replacement is None:
+                        raise EddicError(
+                            f"the interpreter's check replaced {command!r} with {replaced!r}, "
+                            "which is not a leaf command"
+                        )
+                    command, handler = replaced, replacement
+            return command, handler(command, self.now)
+        except (OverflowError, ValueError, TypeError) as error:
+            kind = TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"cannot schedule {_short(command)}: {error}") from None
+
+    def _plan(self, command: Any, plan: list[tuple[Command, Spec]]) -> None:
+        """Prepare every leaf under ``command`` (a combinator ``_check_command`` accepted), in
+        the order ``_build`` visits them."""
         handler = LEAVES.get(type(command))
         if handler is not None:
+            plan.append(self._prepare(command, handler))
+            return
+        for child in command.commands:
+            self._plan(child, plan)
+
+    def _build(
+        self,
+        command: Any,
+        parent: Node | None,
+        index: int,
+        plan: Iterator[tuple[Command, Spec]],
+    ) -> Node:
+        if type(command) in LEAVES:
             node = Node("leaf", parent, index)
-            leaf = Leaf(self._next_seq, command, *handler(command, self.now), node)
+            prepared, spec = next(plan)
+            leaf = Leaf(self._next_seq, prepared, *spec, node)
             self._add_leaf(leaf)
             self._root_leaves.append(leaf)
             return node
@@ -456,7 +577,7 @@ class Interpreter:
         children = command.commands
         node = Node.combinator(mode, parent, index, len(children))
         for i, child in enumerate(children):
-            built = self._build(child, node, i)
+            built = self._build(child, node, i, plan)
             if built.done and not node.done:  # settled as it was built: an empty All below
                 if mode == "all":
                     node.results[i] = built.value
@@ -480,6 +601,13 @@ class Interpreter:
             self._outstanding += 1
 
     def _gen_finished(self, result: Any, error: BaseException | None) -> None:
+        if error is None and isinstance(result, Command):
+            error = TypeError(
+                f"workflow {_name_of(self._workflow)} returned the command {_short(result)} "
+                "instead of yielding it, so it never ran; did you forget `yield`? "
+                "(`result = yield charge(order)`)"
+            )
+            result = None
         self._gen_done = True
         self._gen = None
         self.result = result
@@ -503,14 +631,37 @@ class Interpreter:
             self.phase = Phase.FAILED
 
 
-@functools.lru_cache(maxsize=512)
 def _takes_input(workflow: Callable[..., Any]) -> bool:
     """Whether ``workflow`` takes an input after ``ctx`` (cached: once per function)."""
+    try:
+        return _takes_input_cached(workflow)
+    except TypeError:  # an unhashable callable: not cached
+        return _signature_takes_input(workflow)
+
+
+def _signature_takes_input(workflow: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(workflow).parameters
     except (TypeError, ValueError):
         return True
     return len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params.values())
+
+
+_takes_input_cached = functools.lru_cache(maxsize=512)(_signature_takes_input)
+
+
+def _name_of(workflow: Callable[..., Any]) -> str:
+    name = getattr(workflow, "__qualname__", None) or getattr(workflow, "__name__", None)
+    return repr(name) if isinstance(name, str) else repr(workflow)
+
+
+def _short(command: Any, limit: int = 200) -> str:
+    """``repr(command)``, cut to ``limit`` characters (its data may be large)."""
+    try:
+        text = repr(command)
+    except Exception:
+        text = f"<{type(command).__qualname__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_command(obj: Any) -> str | None:

@@ -7,7 +7,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import validate
 from .kernel import Context, Interpreter
+from .serde import SerializationError, to_jsonable
 
 logger = logging.getLogger("eddic")
 
@@ -66,7 +68,17 @@ class ActivityContext:
     _published: list[PublishedEvent] = field(default_factory=list, repr=False)
 
     def publish(self, event_type: str, data: Any = None, source: str | None = None) -> None:
-        """Publish an event through the outbox, committed together with this call's result."""
-        if not isinstance(event_type, str) or not event_type:
-            raise ValueError(f"publish needs a non-empty event type, got {event_type!r}")
-        self._published.append(PublishedEvent(event_type, data, source))
+        """Publish an event through the outbox, committed together with this call's result.
+
+        Bad values fail here, at the call: an event type or source that is not a non-empty
+        string, data that cannot be serialised to JSON (``TypeError``). The data is recorded as
+        it is now: changing the object afterwards does not change the event.
+        """
+        event_type = validate.name(event_type, "the event type of ctx.publish")
+        if source is not None:
+            source = validate.name(source, "the source of ctx.publish")
+        try:
+            snapshot = to_jsonable(data, what=f"data of event {event_type!r}")
+        except SerializationError as exc:
+            raise TypeError(str(exc)) from None
+        self._published.append(PublishedEvent(event_type, snapshot, source))

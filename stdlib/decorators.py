@@ -9,6 +9,8 @@ replaces it.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import copy
 import inspect
 import typing
 from collections.abc import Callable, Mapping
@@ -16,9 +18,10 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import TypeAdapter
 
+from . import validate
 from .kernel import CallActivity, UnknownWorkflow
 from .retry import COMPENSATION_RETRY, NO_RETRY, RetryPolicy
-from .serde import adapter_for, type_hints
+from .serde import SerializationError, adapter_for, type_hints
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,13 +30,54 @@ _ACTIVITIES: dict[str, Activity] = {}
 
 
 def _register(table: dict[str, Any], what: str, item: Any) -> None:
-    old = table.get(item.name)
-    if old is not None and _origin(old.func) != _origin(item.func):
-        raise ValueError(
-            f"{what} name {item.name!r} is already registered by {_origin(old.func)}; "
-            f"pass name=... to register {_origin(item.func)} under another name"
-        )
+    _check_free(table, what, item.name, item.func)
     table[item.name] = item
+
+
+def _check_free(table: dict[str, Any], what: str, name: Any, func: Any) -> None:
+    """``ValueError`` when ``name`` is registered by a different function than ``func``."""
+    old = table.get(name) if isinstance(name, str) else None
+    if old is not None and _origin(old.func) != _origin(func):
+        raise ValueError(
+            f"{what} name {name!r} is already registered by {_origin(old.func)}; "
+            f"pass name=... to register {_origin(func)} under another name"
+        )
+
+
+def _name_of(func: Any, name: str | None, what: str) -> str:
+    """The name to register ``func`` under: ``name`` (checked) or the function's own."""
+    if name is not None:
+        return validate.name(name, f"{what} name")
+    own = getattr(func, "__name__", None)
+    if not isinstance(own, str) or not own:
+        raise TypeError(f"{what} {func!r} has no __name__: pass name=...")
+    return own
+
+
+def _kind(func: Any) -> str:
+    """``"generator"``, ``"coroutine"``, ``"async generator"`` or ``"plain"`` (decorators
+    around the function are looked through)."""
+    try:
+        target = inspect.unwrap(func)
+    except ValueError:  # a __wrapped__ cycle
+        target = func
+    for candidate in (func, target):
+        if inspect.isgeneratorfunction(candidate):
+            return "generator"
+        if inspect.iscoroutinefunction(candidate):
+            return "coroutine"
+        if inspect.isasyncgenfunction(candidate):
+            return "async generator"
+    return "plain"
+
+
+def _signature(func: Any, what: str) -> inspect.Signature:
+    if not callable(func):
+        raise TypeError(f"@{what} decorates a function, got {func!r}")
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"@{what} cannot read the signature of {func!r}: {exc}") from None
 
 
 def _origin(func: Callable[..., Any]) -> str:
@@ -56,12 +100,22 @@ class Activity:
         retry: RetryPolicy | None = None,
         is_compensation: bool = False,
     ) -> None:
+        what = "compensation" if is_compensation else "activity"
+        self.signature = _signature(func, what)
         self.func = func
-        self.name = name or func.__name__
+        self.name = _name_of(func, name, what)
+        kind = _kind(func)
+        if kind in ("generator", "async generator"):
+            raise TypeError(
+                f"{what} {self.name!r} is {'an' if kind[0] == 'a' else 'a'} {kind} function: an "
+                f"{what} returns its result (`return value`), it does not yield; a function "
+                "that yields commands is a @workflow"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry of {what} {self.name!r} must be a RetryPolicy, got {retry!r}")
         self.is_compensation = is_compensation
         self.retry = retry or (COMPENSATION_RETRY if is_compensation else NO_RETRY)
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.signature = inspect.signature(func)
+        self.is_async = kind == "coroutine"
         self.takes_ctx = _takes_ctx(self.signature)
         params = list(self.signature.parameters.values())
         self.params = params[1:] if self.takes_ctx else params
@@ -70,8 +124,12 @@ class Activity:
         self._simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.params)
         hints = type_hints(func)
         self.param_adapters: dict[str, TypeAdapter[Any]] = {
-            p.name: adapter_for(hints.get(p.name, p.annotation)) for p in self.params
+            p.name: adapter_for(_bound_type(p, hints.get(p.name, p.annotation)))
+            for p in self.params
         }
+        self._untyped = frozenset(
+            p.name for p in self.params if hints.get(p.name, p.annotation) in (p.empty, Any)
+        )
         self.result_adapter = adapter_for(hints.get("return", inspect.Parameter.empty))
         self.compensation: Activity | None = None
         comp = getattr(func, "__eddic_compensation__", None)
@@ -102,10 +160,68 @@ class Activity:
         bound.apply_defaults()
         return dict(bound.arguments)
 
+    def _validated(self, name: str, value: Any) -> tuple[TypeAdapter[Any], Any]:
+        adapter = self.param_adapters[name]
+        try:
+            return adapter, adapter.validate_python(value)
+        except Exception as exc:
+            raise SerializationError(
+                f"argument {name!r} of activity {self.name!r} does not match its declared "
+                f"type: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def arguments_json(self, named: Mapping[str, Any]) -> dict[str, Any]:
+        """Bound arguments as JSON-compatible data to record, each validated by its parameter's
+        type first (a dict for a model becomes that model, then its JSON: no serializer warning);
+        ``SerializationError`` naming the argument that does not fit or cannot be dumped."""
+        out: dict[str, Any] = {}
+        for name, value in named.items():
+            adapter, valid = self._validated(name, value)
+            try:
+                out[name] = adapter.dump_python(valid, mode="json")
+            except Exception as exc:
+                raise SerializationError(
+                    f"argument {name!r} of activity {self.name!r} cannot be serialised to "
+                    f"JSON: {type(exc).__name__}: {exc}"
+                ) from None
+        return out
+
+    def own_arguments(self, named: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments one attempt receives: its own copies, so that mutating them changes
+        neither the workflow's objects nor another attempt's. A typed argument is rebuilt from
+        its JSON text (what was recorded, as a replay would see it); an untyped one, which
+        keeps the type the workflow gave it, is deep-copied."""
+        out: dict[str, Any] = {}
+        for name, value in named.items():
+            adapter, valid = self._validated(name, value)
+            try:
+                if name in self._untyped:
+                    out[name] = copy.deepcopy(valid)
+                else:
+                    out[name] = adapter.validate_json(adapter.dump_json(valid))
+            except Exception as exc:
+                raise SerializationError(
+                    f"argument {name!r} of activity {self.name!r} cannot be copied through its "
+                    f"JSON: {type(exc).__name__}: {exc}"
+                ) from None
+        return out
+
+    def call_args(self, named: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``(args, kwargs)`` to call the function with, from arguments by parameter name
+        (positional-only and variadic parameters passed as they are declared)."""
+        if self._simple:
+            return (), dict(named)
+        bound = inspect.BoundArguments(self.call_signature, dict(named))
+        return bound.args, bound.kwargs
+
     def compensate(
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any], result: Any
     ) -> CallActivity | None:
-        """The compensation call for a completed call with these arguments and this result."""
+        """The compensation call for a completed call with these arguments and this result.
+
+        Built when the call completes, from copies of the values as they are then: the workflow
+        changing its objects later (after the yield) changes nothing the compensation receives.
+        """
         comp = self.compensation
         if comp is None:
             return None
@@ -116,6 +232,10 @@ class Activity:
                 call[param.name] = available[param.name]
             elif param.name == "result":
                 call["result"] = result
+        # Left as they are when they cannot be copied: running the compensation then fails
+        # with that clear error.
+        with contextlib.suppress(SerializationError):
+            call = comp.own_arguments(call)
         return CallActivity(comp, **call)
 
 
@@ -138,6 +258,17 @@ def check_compensation(activity: Callable[..., Any], comp: Activity) -> None:
         )
 
 
+def _bound_type(param: inspect.Parameter, annotation: Any) -> Any:
+    """The type of a parameter's bound value: ``*args: T`` binds a tuple of T, ``**kw: T`` a
+    dict of T by name."""
+    item = Any if annotation is inspect.Parameter.empty else annotation
+    if param.kind is param.VAR_POSITIONAL:
+        return tuple[item, ...]  # type: ignore[valid-type]
+    if param.kind is param.VAR_KEYWORD:
+        return dict[str, item]  # type: ignore[valid-type]
+    return annotation
+
+
 def _result_type(annotation: Any) -> Any:
     """What a workflow returns: ``R`` of ``Generator[Y, S, R]``; ``Any`` for other iterators."""
     origin = typing.get_origin(annotation)
@@ -150,18 +281,54 @@ def _result_type(annotation: Any) -> Any:
 
 
 class Workflow(Generic[F]):
-    """A registered workflow: a generator function taking ``ctx`` and one input parameter."""
+    """A registered workflow: a generator function taking ``ctx`` and one input parameter.
+
+    What it cannot run is refused here, at decoration time, with a ``TypeError``: something that
+    is not a function, a plain function (a forgotten ``yield``), an async generator, or a
+    signature other than ``(ctx)`` / ``(ctx, input)``. An ``async def`` workflow decorates (the
+    kernel refuses to start one, for now).
+    """
 
     def __init__(
         self, func: F, *, name: str | None = None, lock_timeout_seconds: float | None = None
     ) -> None:
+        sig = _signature(func, "workflow")
         self.func = func
-        self.name = name or func.__name__
-        self.lock_timeout_seconds = lock_timeout_seconds
-        sig = inspect.signature(func)
+        self.name = _name_of(func, name, "workflow")
+        self.lock_timeout_seconds = validate.seconds(
+            lock_timeout_seconds, "lock_timeout_seconds", allow_zero=False, allow_none=True
+        )
+        kind = _kind(func)
+        if kind == "plain":
+            raise TypeError(
+                f"workflow {self.name!r} is a plain function, not a generator function: a "
+                "workflow yields each command it waits on (`result = yield charge(order)`); "
+                "did you forget `yield`?"
+            )
+        if kind == "async generator":
+            raise TypeError(
+                f"workflow {self.name!r} is an async generator function; a workflow is a "
+                "generator function (`def` with `yield`)"
+            )
         params = list(sig.parameters.values())
-        if not params:
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if not params or params[0].kind not in positional:
             raise TypeError(f"workflow {self.name!r} must take ctx as its first parameter")
+        if len(params) > 1 and params[1].kind not in positional:
+            raise TypeError(
+                f"workflow {self.name!r} must take its one input as a positional parameter "
+                f"after ctx, not {params[1]}"
+            )
+        extra = [
+            p.name
+            for p in params[2:]
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if extra:
+            raise TypeError(
+                f"workflow {self.name!r} takes ctx and one input, but also requires "
+                f"{', '.join(extra)}; pass several values as one model or dict"
+            )
         self.input_param = params[1] if len(params) > 1 else None
         hints = type_hints(func)
         input_ann = (
@@ -199,6 +366,8 @@ def workflow(
     """Register a generator function as a workflow (``@workflow`` or ``@workflow(...)``)."""
 
     def wrap(f: F) -> Workflow[F]:
+        # A name taken by another function is reported before what is wrong with the function.
+        _check_free(_WORKFLOWS, "workflow", name or getattr(f, "__name__", None), f)
         wf = Workflow(f, name=name, lock_timeout_seconds=lock_timeout_seconds)
         _register(_WORKFLOWS, "workflow", wf)
         return wf

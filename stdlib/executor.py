@@ -1,9 +1,23 @@
-"""Running one attempt of an activity or compensation body, sync or async."""
+"""Running one attempt of an activity or compensation body, sync or async.
+
+An attempt never raises what its body raised: every outcome, a ``BaseException`` that is not an
+``Exception`` included (``SystemExit``, ``asyncio.CancelledError``, ...), comes back as an
+:class:`Outcome` for the worker to record or to park the instance on. Only ``KeyboardInterrupt``,
+the one explicit request for the process to stop, propagates.
+
+``async def`` bodies run on one long-lived event loop per process (a daemon thread, started on
+first use, stopped at interpreter exit), so an object an activity keeps between calls (a client,
+a connection pool, a lock) stays bound to the loop it was made on.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import inspect
+import os
+import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -25,51 +39,132 @@ class Outcome:
 
     @property
     def retryable(self) -> bool:
-        # (De)serialisation and argument errors are bugs, not bad luck: never retried.
-        return not isinstance(self.error, (SerializationError, TypeError))
+        error = self.error
+        if error is None:
+            return True
+        # (De)serialisation and argument errors are bugs, not bad luck: never retried. Nor is a
+        # BaseException that is not an Exception: the worker parks the instance on it.
+        return isinstance(error, Exception) and not isinstance(
+            error, (SerializationError, TypeError)
+        )
+
+
+class _ActivityLoop:
+    """The process's event loop for ``async def`` activities, on a daemon thread of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._registered = False
+        if hasattr(os, "register_at_fork"):  # a child has no loop thread, maybe a held lock
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            if loop is None or thread is None or self._pid != os.getpid() or not thread.is_alive():
+                loop = asyncio.new_event_loop()  # after a fork, the parent's thread is gone
+                thread = threading.Thread(
+                    target=self._run, args=(loop,), name="eddic-async-activities", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread, self._pid = loop, thread, os.getpid()
+                if not self._registered:
+                    atexit.register(self.close)
+                    self._registered = True
+            return loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    def close(self) -> None:
+        """Stop the loop, cancel what still runs on it and close it (at interpreter exit)."""
+        with self._lock:
+            loop, thread, pid = self._loop, self._thread, self._pid
+            self._loop = self._thread = None
+        if loop is None or thread is None or pid != os.getpid():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if thread.is_alive():  # a body blocks the loop: leave it to die with the process
+            return
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+_LOOP = _ActivityLoop()
+
+
+async def _guarded(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+    """``coro``'s outcome as a value: a ``SystemExit`` or ``KeyboardInterrupt`` raised in a task
+    would otherwise stop the loop itself, and with it every other async activity."""
+    try:
+        return True, await coro
+    except BaseException as exc:
+        return False, exc
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+    if threading.current_thread() is _LOOP.thread:
+        # An async activity that runs a workflow step synchronously (a nested start): its loop
+        # is this thread, busy waiting on us. Finish on a private loop in a helper thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+    future = asyncio.run_coroutine_threadsafe(_guarded(coro), _LOOP.get())
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside a running loop: finish on a private loop in a helper thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        ok, value = future.result()
+    except BaseException:  # interrupted while waiting: do not leave the body running
+        future.cancel()
+        raise
+    if ok:
+        return value
+    raise value
 
 
 def run_attempt(act: Activity, command: CallActivity, ctx: ActivityContext) -> Outcome:
-    """Run the body once: arguments rebuilt as their annotated types, result round-tripped
-    through its JSON text, so the value sent in is the one a replay will rebuild."""
+    """Run the body once: arguments rebuilt as their annotated types (the attempt's own copies),
+    result round-tripped through its JSON text, so the value sent in is the one a replay will
+    rebuild. Returns every failure as ``Outcome.error``; raises only ``KeyboardInterrupt``."""
     try:
-        call = _arguments(act, act.bind(command.args, command.kwargs))
-    except Exception as exc:
+        args, kwargs = act.call_args(act.own_arguments(act.bind(command.args, command.kwargs)))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         return Outcome(error=exc)
     try:
-        produced = act.func(ctx, **call) if act.takes_ctx else act.func(**call)
-        if act.is_async:
+        produced = act.func(ctx, *args, **kwargs) if act.takes_ctx else act.func(*args, **kwargs)
+        if inspect.iscoroutine(produced):
             produced = _run_coroutine(produced)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         return Outcome(error=exc, published=list(ctx._published))
     try:
         text, value = _round_trip(act, produced)
-        for event in ctx._published:
-            to_jsonable(event.data, what=f"data of event {event.event_type!r}")
-    except SerializationError as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a SerializationError, or what a validator of the result raised
         return Outcome(error=exc)
     return Outcome(json=text, value=value, published=list(ctx._published))
-
-
-def _arguments(act: Activity, named: dict[str, Any]) -> dict[str, Any]:
-    adapters = act.param_adapters
-    try:
-        return {name: adapters[name].validate_python(value) for name, value in named.items()}
-    except Exception:  # again, one by one, for an error that names the argument
-        return {
-            name: from_jsonable(value, adapters[name], what=f"argument {name!r}")
-            for name, value in named.items()
-        }
 
 
 def _round_trip(act: Activity, produced: Any) -> tuple[str, Any]:

@@ -15,11 +15,13 @@ from .context import WorkflowContext
 from .decorators import Activity, Workflow, find_activity
 from .kernel import (
     CallActivity,
+    Command,
     EddicError,
     Event,
     Failure,
     Interpreter,
     Phase,
+    Publish,
     Record,
     Resolved,
     Scheduled,
@@ -72,6 +74,7 @@ class LiveInstance:
             instance_id=instance_id,
             started_at=started_at,
             context_factory=WorkflowContext,
+            check=check_command,
         )
         return cls(instance_id, workflow, interp, epoch, lock_timeout)
 
@@ -192,28 +195,37 @@ class LiveInstance:
             return to_jsonable(record.args, what=f"arguments of {record.kind} {record.name!r}")
         args = record.args
         act = resolve_activity(self.interp.command(record.seq))
-        if act is None:
-            return to_jsonable(args, what=f"arguments of {record.name!r}")
-        adapters, fallback = act.param_adapters, act.result_adapter
-        try:
-            named = act.bind(tuple(args["args"]), args["kwargs"])
+        if act is None:  # not registered: the worker fails the call for that
             try:
-                return {
-                    name: adapters.get(name, fallback).dump_python(value, mode="json")
-                    for name, value in named.items()
-                }
-            except Exception:  # again, one by one, for an error that names the argument
-                return {
-                    name: to_jsonable(
-                        value,
-                        adapters.get(name, fallback),
-                        what=f"argument {name!r} of activity {act.name!r}",
-                    )
-                    for name, value in named.items()
-                }
+                return to_jsonable(args, what=f"arguments of {record.name!r}")
+            except SerializationError as exc:
+                self.arg_errors[record.seq] = str(exc)
+                return {"__error__": str(exc)}
+        try:
+            # Validated by each parameter's type before it is dumped (a dict given for a model
+            # is recorded as that model's JSON, with no serializer warning).
+            return act.arguments_json(act.bind(tuple(args["args"]), args["kwargs"]))
         except (SerializationError, TypeError) as exc:
             self.arg_errors[record.seq] = str(exc)
             return {"__error__": str(exc)}
+
+
+def check_command(command: Command) -> Command | None:
+    """The runtime's look at each command a workflow yields (``Interpreter(check=...)``).
+
+    ``Publish`` data must serialise to JSON (pydantic: models and datetimes are fine); when it
+    does not, a ``TypeError`` is thrown into the workflow at its yield. The command is recorded
+    with that JSON form, a snapshot: changing the object after the yield does not change the
+    event. Pass this to every interpreter that replays the runtime's histories, so that a
+    refused ``Publish`` is refused there too.
+    """
+    if type(command) is Publish:
+        try:
+            data = to_jsonable(command.data, what=f"data of event {command.event_type!r}")
+        except SerializationError as exc:
+            raise TypeError(str(exc)) from None
+        return Publish(command.event_type, data, command.source)
+    return None
 
 
 def resolve_activity(command: Any) -> Activity | None:
