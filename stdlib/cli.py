@@ -5,13 +5,18 @@ the ``App`` named by ``--app module:attribute``. Workflow code comes from ``--ap
 ``--import MODULE`` (repeatable); ``list``, ``show`` and ``outbox`` need none and open the file
 read-only. Exit status: 0 success, 1 a replay or check found a divergence (or could not verify
 an instance), 2 an error (bad usage, missing database, unknown instance, code that does not
-import). The subcommands live in :mod:`eddic.cli_commands`.
+import, a damaged record: named, with its instance, record and column, never a traceback).
+``serve`` stops after the steps in progress on SIGTERM or Ctrl-C; a second one ends it at once
+with status 128 + the signal number (143 for SIGTERM, 130 for SIGINT). Stored text is printed
+with its control characters escaped. The subcommands live in :mod:`eddic.cli_commands`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -24,17 +29,47 @@ from .cli_commands import (
     cmd_list,
     cmd_outbox,
     cmd_replay,
+    cmd_retry,
     cmd_send_event,
     cmd_serve,
     cmd_show,
 )
 from .dbfile import StorageError
+from .display import escape
 from .kernel import EddicError
 
 __all__ = ["build_parser", "main"]
 
 
 # -- the parser ---------------------------------------------------------------------------------
+
+
+def _count(text: str) -> int:
+    """A row count: an integer, 0 or more (a negative LIMIT would mean no limit to SQLite)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -58,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eddic",
         description="Inspect, replay, check and operate eddic workflow databases.",
-        epilog="Exit status: 0 ok, 1 divergence found, 2 error.",
+        epilog=(
+            "Exit status: 0 ok, 1 divergence found, 2 error (a damaged record included); "
+            "serve stopped by a second signal: 128 + its number."
+        ),
     )
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -69,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    p = command("list", "list instances (newest last)", cmd_list)
+    p = command("list", "list instances (newest first)", cmd_list)
     p.add_argument("--status", action="append", help="only these statuses (repeatable, a,b)")
     p.add_argument("--workflow", help="only instances of this workflow")
-    p.add_argument("--limit", type=int, default=100, help="at most N rows (0: all; 100)")
+    p.add_argument("--limit", type=_count, default=100, help="at most N rows (0: all; 100)")
+    p.add_argument("--all", action="store_true", help="every row (no limit)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
     p = command("show", "show an instance and its history timeline", cmd_show)
@@ -98,15 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", metavar="ID", help="deliver to this instance's mailbox")
     p.add_argument("--json", action="store_true", help="JSON output")
 
-    p = command("serve", "run a worker until interrupted", cmd_serve)
+    p = command(
+        "serve",
+        "run a worker until interrupted (a second SIGTERM/Ctrl-C stops it at once)",
+        cmd_serve,
+    )
     p.add_argument("--once", action="store_true", help="one pass of due work, then exit")
-    p.add_argument("--poll", type=float, default=None, help="seconds between polls")
-    p.add_argument("--threads", type=int, default=1, help="instances advanced at once (1)")
+    p.add_argument("--poll", type=_seconds, default=None, help="seconds between polls")
+    p.add_argument("--threads", type=_threads, default=1, help="instances advanced at once (1)")
+
+    p = command("retry", "run a parked (or due) instance now (needs its code: --import)", cmd_retry)
+    p.add_argument("instance_id", metavar="ID")
 
     p = command("outbox", "list the outbox; retry or discard failed rows", cmd_outbox)
     p.add_argument("--status", action="append", help="only these (default: pending,failed)")
     p.add_argument("--all", action="store_true", help="every status (retry/discard: every row)")
-    p.add_argument("--limit", type=int, default=100, help="at most N rows (100)")
+    p.add_argument("--limit", type=_count, default=100, help="at most N rows (100)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(event_id=None)
     actions = p.add_subparsers(dest="outbox_command", metavar="ACTION")
@@ -122,19 +168,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _EscapingFormatter(logging.Formatter):
+    """Log lines quote stored text (instance ids, errors): escaped like all the CLI prints."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _escape_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _escape_lines(super().formatStack(stack_info))
+
+
+def _escape_lines(text: str) -> str:
+    return "\n".join(escape(line) for line in text.split("\n"))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged (main() may run many times in
+    one process, as in tests, each with its own stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """Warnings and errors to stderr, escaped (once per process, like ``logging.basicConfig``)."""
+    root = logging.getLogger()
+    if any(isinstance(h, _StderrHandler) for h in root.handlers):
+        return
+    if not root.handlers:
+        root.setLevel(logging.WARNING)
+    handler = _StderrHandler()
+    handler.setFormatter(_EscapingFormatter("eddic: %(levelname)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def _database_of(session: Session | None) -> str:
+    try:
+        return session.db_url if session is not None else "the database"
+    except EddicError:
+        return "the database"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
-    logging.basicConfig(level=logging.WARNING, format="eddic: %(levelname)s: %(message)s")
+    _log_to_stderr()
+    session: Session | None = None
     try:
         session = Session(args)
         code: int = args.handler(session, args)
         return code
     except (EddicError, StorageError, ValueError) as exc:
-        print(f"eddic: error: {exc}", file=sys.stderr)
+        print(f"eddic: error: {escape(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.Error as exc:  # a file changed by hand past what the checks at open see
+        where = _database_of(session)
+        print(f"eddic: error: {escape(f'{where}: {type(exc).__name__}: {exc}')}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

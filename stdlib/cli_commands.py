@@ -3,24 +3,34 @@
 :class:`Session` resolves the global options: it imports the workflow code (``--import``,
 ``--app``) and finds the database. Read-only commands open it with :class:`ReadOnlyDatabase`;
 commands that write get an initialised :class:`~eddic.App`.
+
+What a command prints from the database goes through :mod:`eddic.display`, which escapes stored
+text; a record that cannot be read (``DamagedRecord``) is reported with the instance and record
+it is in, and ``list`` and ``check`` go on with the other instances.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from . import display
+from .dbfile import StorageError
 from .dbview import ReadOnlyDatabase
+from .decorators import get_workflow
+from .display import escape
 from .kernel import EddicError, UnknownWorkflow
 from .outbox import discard, retry_failed
+from .public_rows import DamagedRecord
 from .replay import Replay, Step
 from .runtime import App
 from .timeline import FINISHED, build
@@ -70,7 +80,12 @@ class Session:
                 raise CliError(f"module {module_name!r} has no attribute {attribute!r} (--app)")
             target = getattr(target, part)
         if not isinstance(target, App) and callable(target):
-            target = target()
+            try:
+                target = target()
+            except Exception as exc:  # the user's factory: its failure is theirs to read
+                raise CliError(
+                    f"--app {app_ref}: calling it raised {type(exc).__name__}: {exc}"
+                ) from None
         if not isinstance(target, App):
             raise CliError(f"--app {app_ref} is {type(target).__name__}, not an eddic App")
         self.app = target
@@ -121,6 +136,15 @@ class Style:
         return f"\033[31m{text}\033[0m" if self.on else text
 
 
+def note(text: str) -> None:
+    """A line for the operator beside the output (stderr, so that piped output stays data)."""
+    print(f"eddic: {escape(text)}", file=sys.stderr)
+
+
+def error_line(text: str) -> None:
+    print(f"eddic: error: {escape(text)}", file=sys.stderr)
+
+
 def _statuses(values: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
     out: list[str] = []
     for value in values or []:
@@ -135,34 +159,41 @@ def _statuses(values: Sequence[str] | None, allowed: Sequence[str]) -> list[str]
 
 
 def cmd_list(session: Session, args: argparse.Namespace) -> int:
-    statuses = _statuses(args.status, STATUSES)
+    statuses = _statuses(args.status, STATUSES) or None
+    limit = None if args.all or not args.limit else args.limit
     with session.reader() as db:
+        # One row more than asked tells whether the list is cut; only then is it worth a count.
         rows = db.list_instances(
-            status=statuses or None, workflow=args.workflow, limit=args.limit or None
+            status=statuses, workflow=args.workflow, limit=None if limit is None else limit + 1
         )
+        cut = limit is not None and len(rows) > limit
+        total = db.count_instances(status=statuses, workflow=args.workflow) if cut else 0
+    rows = rows[:limit]
     if args.json:
         print(display.to_json(rows))
-        return EXIT_OK
-    if not rows:
+    elif not rows:
         print("no instances")
-        return EXIT_OK
-    headers = ["ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"]
-    print(
-        display.table(
-            headers,
-            [
-                [
-                    r["instance_id"],
-                    r["workflow_name"],
-                    r["status"],
-                    display.timestamp(r["created_at"]),
-                    display.timestamp(r["updated_at"]),
-                ]
-                for r in rows
-            ],
-        )
-    )
-    return EXIT_OK
+    else:
+        headers = ["ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"]
+        print(display.table(headers, [_list_cells(r) for r in rows]))
+    if cut:
+        note(f"showing the newest {limit} of {total:,}; --limit N or --all for more")
+    damaged = [r for r in rows if "damaged" in r]
+    for row in damaged:
+        error_line(row["damaged"])
+    return EXIT_ERROR if damaged else EXIT_OK
+
+
+def _list_cells(row: dict[str, Any]) -> list[str]:
+    if "damaged" in row:  # its id (to look at it), what is known, and where it is damaged
+        return [str(row["instance_id"]), str(row["workflow_name"]), "DAMAGED", "-", "-"]
+    return [
+        row["instance_id"],
+        row["workflow_name"],
+        row["status"],
+        display.timestamp(row["created_at"]),
+        display.timestamp(row["updated_at"]),
+    ]
 
 
 def cmd_show(session: Session, args: argparse.Namespace) -> int:
@@ -186,8 +217,10 @@ def cmd_replay(session: Session, args: argparse.Namespace) -> int:
         info = db.instance(args.instance_id)
         replay = _replay_of(db, args.instance_id)
     print(
-        f"replaying {info['instance_id']} (workflow {info['workflow_name']}, status "
-        f"{info['status']}, {len(replay.records)} records) with the current code"
+        escape(
+            f"replaying {info['instance_id']} (workflow {info['workflow_name']}, status "
+            f"{info['status']}, {len(replay.records)} records) with the current code"
+        )
     )
     steps: list[Step] = []
     stepping = args.step
@@ -198,7 +231,7 @@ def cmd_replay(session: Session, args: argparse.Namespace) -> int:
         line = display.trace_line(step)
         print(style.red(line) if step.diverged else line, flush=True)
         if step.divergence is not None:
-            print(step.divergence.report())
+            print(display.divergence_text(step.divergence))
         elif stepping:
             print(display.step_detail(step))
             answer = _prompt(style)
@@ -211,13 +244,21 @@ def cmd_replay(session: Session, args: argparse.Namespace) -> int:
     except _Quit:
         print(f"quit at seq {steps[-1].seq}")
         return EXIT_OK
+    except OSError:  # the output went away (`| head`): main() handles it
+        raise
+    except Exception as exc:  # a record the kernel cannot take: say which instance and where
+        after = f"after seq {steps[-1].seq}" if steps else "at its first record"
+        raise CliError(
+            f"the replay of instance {args.instance_id!r} stopped {after}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     if replay.divergence is not None:
         return EXIT_DIVERGED
     waiting = [f"{s.kind} {s.name!r}" for s in steps if s.state == "pending"]
     end = f"the code now waits on {', '.join(waiting)}" if waiting else ""
     if not waiting and replay.phase is not None:
         end = f"the code ends {replay.phase.value}"
-    print(f"ok: the current code replays all {len(steps)} steps; {end}")
+    print(escape(f"ok: the current code replays all {len(steps)} steps; {end}"))
     return EXIT_OK
 
 
@@ -236,42 +277,56 @@ def _replay_of(db: ReadOnlyDatabase, instance_id: str) -> Replay:
         return db.replay(instance_id)
     except UnknownWorkflow as exc:
         raise CliError(f"{exc} (replay runs your code: pass --import MODULE or --app)") from None
+    except StorageError:  # names the instance and the record already
+        raise
+    except EddicError as exc:  # e.g. a stored value the current types refuse
+        raise CliError(
+            f"instance {instance_id!r} cannot be replayed: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def cmd_check(session: Session, args: argparse.Namespace) -> int:
     with session.reader() as db:
         if args.instance_ids:
-            targets = [db.instance(iid) for iid in args.instance_ids]
+            targets = [db.listed_instance(iid) for iid in args.instance_ids]
         else:
             unfinished = [s for s in STATUSES if s not in FINISHED]
             targets = db.list_instances(status=unfinished, workflow=args.workflow)
         results = [_check_one(db, info) for info in targets]
-    bad = [r for r in results if not r["ok"]]
+    damaged = [r for r in results if r["damaged"]]
+    bad = [r for r in results if not r["ok"] and not r["damaged"]]
+    code = EXIT_ERROR if damaged else EXIT_DIVERGED if bad else EXIT_OK
     if args.json:
         print(display.to_json(results))
-        return EXIT_DIVERGED if bad else EXIT_OK
+        return code
     if not results:
         print("no unfinished instances to check")
         return EXIT_OK
     style = Style()
     for result in results:
-        where = f"{result['instance_id']}  {result['workflow_name']}  {result['status']}"
-        if result["ok"]:
-            print(f"ok        {where}  ({result['steps']} steps)")
-        elif result["seq"] is not None:
-            print(style.red(f"DIVERGES  {where}  at seq {result['seq']}"))
-        else:
-            print(style.red(f"ERROR     {where}  {result['message']}"))
+        print(_check_line(result, style))
     for result in bad:
         if result["report"]:
             print()
             print(result["report"])
     print()
-    print(
-        f"checked {len(results)} instance(s): {len(results) - len(bad)} replay, "
-        f"{len(bad)} would not"
-    )
-    return EXIT_DIVERGED if bad else EXIT_OK
+    ok = len(results) - len(bad) - len(damaged)
+    summary = f"checked {len(results)} instance(s): {ok} replay, {len(bad)} would not"
+    print(summary + (f", {len(damaged)} damaged" if damaged else ""))
+    return code
+
+
+def _check_line(result: dict[str, Any], style: Style) -> str:
+    where = f"{result['instance_id']}  {result['workflow_name']}  {result['status']}"
+    if result["ok"]:
+        return escape(f"ok        {where}  ({result['steps']} steps)")
+    if result["damaged"]:
+        line = f"DAMAGED   {where}  {result['message']}"
+    elif result["seq"] is not None:
+        line = f"DIVERGES  {where}  at seq {result['seq']}"
+    else:
+        line = f"ERROR     {where}  {result['message']}"
+    return style.red(escape(line))
 
 
 def _check_one(db: ReadOnlyDatabase, info: dict[str, Any]) -> dict[str, Any]:
@@ -280,23 +335,29 @@ def _check_one(db: ReadOnlyDatabase, info: dict[str, Any]) -> dict[str, Any]:
         "workflow_name": info["workflow_name"],
         "status": info["status"],
         "ok": False,
+        "damaged": "damaged" in info,
         "steps": 0,
         "seq": None,
-        "message": None,
+        "message": info.get("damaged"),
         "recorded": None,
         "now": None,
         "report": None,
     }
+    if result["damaged"]:
+        return result
     try:
         replay = db.replay(info["instance_id"])
         result["steps"] = sum(1 for _ in replay)
+    except DamagedRecord as exc:
+        result.update(damaged=True, message=str(exc))
+        return result
     except UnknownWorkflow:
         result["message"] = (
             f"cannot check: workflow {info['workflow_name']!r} is not registered "
             "(import its module with --import or --app)"
         )
         return result
-    except EddicError as exc:
+    except Exception as exc:  # one instance that cannot be replayed must not stop the check
         result["message"] = f"cannot replay: {type(exc).__name__}: {exc}"
         return result
     divergence = replay.divergence
@@ -308,7 +369,7 @@ def _check_one(db: ReadOnlyDatabase, info: dict[str, Any]) -> dict[str, Any]:
         message=divergence.message,
         recorded=divergence.recorded,
         now=divergence.now,
-        report=divergence.report(),
+        report=display.divergence_text(divergence),
     )
     return result
 
@@ -328,9 +389,9 @@ def cmd_send_event(session: Session, args: argparse.Namespace) -> int:
     if args.json:
         print(display.to_json(reached))
         return EXIT_OK
-    print(f"event {args.event_type!r} reached {len(reached)} instance(s)")
+    print(escape(f"event {args.event_type!r} reached {len(reached)} instance(s)"))
     for iid in reached:
-        print(iid)
+        print(escape(iid))
     return EXIT_OK
 
 
@@ -343,24 +404,89 @@ def cmd_serve(session: Session, args: argparse.Namespace) -> int:
             app.shutdown()
         return EXIT_OK
 
-    def graceful(signum: int, frame: Any) -> None:
-        if app._stop.is_set():  # a second signal: stop now; recovery redoes the cut step
-            raise KeyboardInterrupt
-        print("stopping after the steps in progress (signal again to stop now)", flush=True)
-        app.stop()
-
-    previous = {sig: signal.signal(sig, graceful) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stopper = _Stopper(app)
+    previous = {sig: signal.signal(sig, stopper) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        print(f"serving {session.db_url} (Ctrl-C to stop)", flush=True)
+        print(f"serving {escape(session.db_url)} (Ctrl-C to stop)", flush=True)
         app.serve(idle_sleep_max=args.poll, threads=args.threads)
-    except KeyboardInterrupt:
-        pass
     finally:
+        stopper.served.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         app.shutdown()
     print("stopped", flush=True)
     return EXIT_OK
+
+
+class _Stopper:
+    """The SIGTERM/SIGINT handler of ``serve``: the first signal stops it after the steps in
+    progress; a second one ends the process at once, with status 128 + the signal number."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.signals = 0
+        self.served = threading.Event()  # set once serve() has returned
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            _say("stopping after the steps in progress (signal again to stop now)")
+            # serve() clears a stop asked before its loop began (a signal just after "serving"
+            # was printed), so the request is repeated until serve() has returned.
+            threading.Thread(target=self._keep_asking, daemon=True).start()
+            return
+        # Stop now. A worker thread stuck in an activity cannot be interrupted, and Python
+        # would wait for it at exit (so would App.shutdown), so the process ends right here.
+        # Nothing is lost: the steps cut short are redone by recovery once their leases expire.
+        _say("stopping now: the steps in progress are cut short (recovery redoes them)")
+        os._exit(128 + signum)
+
+    def _keep_asking(self) -> None:
+        self.app.stop()
+        while not self.served.wait(0.05):
+            self.app.stop()
+
+
+def _say(text: str) -> None:
+    """Print from a signal handler: a busy or closed stdout must not keep serve from stopping."""
+    with contextlib.suppress(OSError, RuntimeError, ValueError):  # RuntimeError: reentrant print
+        print(text, flush=True)
+
+
+def cmd_retry(session: Session, args: argparse.Namespace) -> int:
+    app = session.writer()
+    try:
+        info = app.get_instance(args.instance_id)  # InstanceNotFound for an unknown id
+        _require_code(info["workflow_name"])
+        retried = app.retry(args.instance_id)
+        after = app.get_instance(args.instance_id)
+    finally:
+        app.shutdown()
+    iid = after["instance_id"]
+    if not retried and after["status"] in FINISHED:
+        print(escape(f"{iid} is already {after['status']}: nothing to retry"))
+        return EXIT_OK
+    if not retried:
+        raise CliError(
+            f"instance {iid!r} was not retried: a live worker holds it "
+            f"(lease until {display.timestamp(after['lock_expires_at'])})"
+        )
+    print(escape(f"retried {iid}: now {after['status']}"))
+    if after["retry_after"] is not None and after["status"] not in FINISHED:
+        print(display.parked_text(after))  # the step failed again
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _require_code(workflow_name: str) -> None:
+    """Running an instance needs its workflow's code in this process (``--import``)."""
+    try:
+        get_workflow(workflow_name)
+    except UnknownWorkflow:
+        raise CliError(
+            f"workflow {workflow_name!r} is not registered: retry runs the instance's code, "
+            "pass --import MODULE (or --app module:app) with it"
+        ) from None
 
 
 def cmd_outbox(session: Session, args: argparse.Namespace) -> int:

@@ -17,9 +17,20 @@ import sqlite_utils
 
 from .dbfile import StorageError, check_schema, open_read_only, parse_db_url
 from .decorators import Workflow
-from .kernel import InstanceNotFound
+from .instance import decode_records
+from .kernel import EddicError, InstanceNotFound
 from .outbox import select_outbox
-from .public_rows import decoded_history, public_instance, select_instances
+from .public_rows import (
+    HISTORY_FIELDS,
+    DamagedRecord,
+    check_replayable,
+    count_instances,
+    decoded_history,
+    history_record,
+    json_column,
+    public_instance,
+    select_instance_rows,
+)
 from .replay import Replay
 from .storage import Storage
 
@@ -45,6 +56,7 @@ class ReadOnlyDatabase:
         except StorageError:
             conn.close()
             raise
+        conn.text_factory = _stored_text
         self.db = sqlite_utils.Database(conn)
         self._storage = Storage(db_url)  # never opened: only its row readers are used
 
@@ -77,6 +89,11 @@ class ReadOnlyDatabase:
         with self._reading() as db:
             return public_instance(self._row(db, instance_id))
 
+    def listed_instance(self, instance_id: str) -> dict[str, Any]:
+        """The instance as :meth:`list_instances` gives it (a damaged row as damaged)."""
+        with self._reading() as db:
+            return _listed(self._row(db, instance_id))
+
     def list_instances(
         self,
         *,
@@ -84,8 +101,17 @@ class ReadOnlyDatabase:
         workflow: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Instances newest first. A row that cannot be read does not hide the others: it comes
+        as ``instance_id``, ``workflow_name``, ``status`` (as stored) and ``damaged`` (why)."""
         with self._reading() as db:
-            return select_instances(db, statuses=status, workflow=workflow, limit=limit)
+            rows = select_instance_rows(db, statuses=status, workflow=workflow, limit=limit)
+        return [_listed(row) for row in rows]
+
+    def count_instances(
+        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+    ) -> int:
+        with self._reading() as db:
+            return count_instances(db, statuses=status, workflow=workflow)
 
     # -- histories --
 
@@ -97,11 +123,21 @@ class ReadOnlyDatabase:
         return decoded_history(rows)
 
     def replay(self, instance_id: str, workflow: Workflow[Any] | None = None) -> Replay:
-        """The instance's replay through the code registered in this process."""
+        """The instance's replay through the code registered in this process.
+
+        Its records are checked first, so a damaged one is named (``DamagedRecord``) rather than
+        failing somewhere inside the replay.
+        """
         with self._reading() as db:
             row = self._row(db, instance_id)
             rows = self._storage.history_rows(db, instance_id)
-        return Replay.from_rows(row, rows, workflow)
+        check_replayable(row, rows)
+        try:
+            return Replay.from_rows(row, rows, workflow)
+        except EddicError:  # unknown workflow, a value the current types refuse: not damage
+            raise
+        except Exception as exc:  # a record of a shape eddic never writes
+            raise _culprit(instance_id, rows, exc) from None
 
     # -- outbox --
 
@@ -109,4 +145,59 @@ class ReadOnlyDatabase:
         self, *, status: Sequence[str] | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         with self._reading() as db:
-            return select_outbox(db, statuses=status, limit=limit)
+            try:
+                return select_outbox(db, statuses=status, limit=limit)
+            except (ValueError, TypeError, RecursionError):  # a row's data is not JSON: name it
+                raise _damaged_outbox_row(db) from None
+
+
+def _stored_text(data: bytes) -> str:
+    """TEXT as stored: bytes that are not UTF-8 (a hand edit) come back as lone surrogates,
+    which the CLI prints escaped, instead of failing the whole query (every row of a list)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _listed(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return public_instance(row)
+    except DamagedRecord as exc:
+        return {
+            "instance_id": row.get("instance_id"),
+            "workflow_name": row.get("workflow_name"),
+            "status": row.get("status"),
+            "damaged": str(exc),
+        }
+
+
+def _culprit(instance_id: str, rows: list[tuple[Any, ...]], exc: Exception) -> EddicError:
+    """The record whose decoding raised ``exc``: each is decoded alone (with the scheduled record
+    of its seq, which says how to rebuild a result), so the first that fails is the one."""
+    problem = f"{type(exc).__name__}: {exc}"
+    scheduled: dict[Any, tuple[Any, ...]] = {}
+    for row in rows:
+        item = dict(zip(HISTORY_FIELDS, row, strict=True))
+        context = [row] if item["record"] == "scheduled" else [scheduled.get(item["seq"]), row]
+        if item["record"] == "scheduled":
+            scheduled[item["seq"]] = row
+        try:
+            decode_records([r for r in context if r is not None])
+        except Exception:
+            column = "args" if item["record"] == "scheduled" else "value"
+            if item["record"] == "resolved" and item["failure"] is not None:
+                column = "failure"
+            return DamagedRecord(
+                instance_id, history_record(item["pos"], item["seq"]), column, problem
+            )
+    return EddicError(f"instance {instance_id!r} cannot be replayed: {problem}")
+
+
+def _damaged_outbox_row(db: sqlite_utils.Database) -> DamagedRecord | StorageError:
+    for oid, event_id, instance_id, seq, data in db.execute(
+        "SELECT id, event_id, instance_id, seq, data FROM outbox ORDER BY id"
+    ):
+        record = f"outbox row {oid} (seq {seq!r}, event {event_id})"
+        try:
+            json_column(data, instance_id, record, "data")
+        except DamagedRecord as exc:
+            return exc
+    return StorageError("an outbox row cannot be read")
