@@ -126,13 +126,7 @@ def _activity_args(command: CallActivity) -> Any:
     act = resolve_activity(command)
     if act is not None:
         try:
-            named = act.bind(command.args, command.kwargs)
-            return {
-                name: to_jsonable(
-                    value, act.param_adapters.get(name, act.result_adapter), what=name
-                )
-                for name, value in named.items()
-            }
+            return act.arguments_json(act.bind(command.args, command.kwargs))
         except Exception:
             pass  # shown raw below: the divergence report must not fail on odd arguments
     return {"args": _jsonable(list(command.args)), "kwargs": _jsonable(dict(command.kwargs))}

@@ -26,6 +26,7 @@ from typing import Any
 
 from .context import WorkflowContext
 from .decorators import Workflow
+from .instance import check_command
 from .kernel import (
     EddicError,
     Event,
@@ -72,6 +73,7 @@ class WorkflowDriver:
             instance_id=instance_id,
             started_at=started_at,
             context_factory=WorkflowContext,
+            check=check_command,  # refuses what the runtime refuses
         )
         self._decide()
 

@@ -32,7 +32,7 @@ from .clock import from_text
 from .context import WorkflowContext
 from .decorators import Workflow, get_workflow
 from .divergence import Divergence, FieldDiff, describe_command, record_fields
-from .instance import decode_records
+from .instance import check_command, decode_records
 from .kernel import (
     Command,
     InstanceNotFound,
@@ -287,6 +287,7 @@ class Replay:
             started_at=self.started_at,
             context_factory=WorkflowContext,
             observer=tracker.observe,
+            check=check_command,  # refuses what the runtime refused, so replay takes that branch
         )
         self.divergence, self.phase, self.result, self.error = None, None, None, None
         for record in self.records:

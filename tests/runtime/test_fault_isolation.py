@@ -284,3 +284,27 @@ def test_serve_does_not_spin_on_an_unregistered_workflow(app: App) -> None:
             [T0.isoformat(), iid],
         )
     assert _count_passes(app, 1.0) <= 3
+
+
+@workflow
+def fi_refused_publish(ctx: WorkflowContext) -> str:
+    from eddic import Publish
+
+    try:
+        yield Publish("odd", data=object())  # refused at the yield: not JSON
+    except TypeError:
+        yield Publish("fixed", data={"fixed": True})
+    return "published"
+
+
+def test_a_refused_publish_replays_and_drives_the_same_way_everywhere(app: App) -> None:
+    from eddic.kernel_driver import WorkflowDriver
+
+    iid = app.start(fi_refused_publish)
+    assert app.result(iid) == "published"
+    replay = app.replay(iid)
+    steps = list(replay)
+    assert replay.divergence is None  # before, the replay diverged: it accepted the Publish
+    assert [s.record.seq for s in steps if s.record is not None] == [1]
+    driver = WorkflowDriver(fi_refused_publish)
+    assert driver.finished and driver.result == "published"
