@@ -111,6 +111,8 @@ class App:
 
     def initialize(self) -> None:
         """Open the database and create or migrate its schema. Idempotent."""
+        if not self._initialized:
+            self._stop.clear()  # a stop asked of an earlier, shut-down life of this App
         self.storage.open()
         self._initialized = True
 
@@ -378,7 +380,8 @@ class App:
         if threads < 1:
             raise ValueError(f"serve needs at least one thread, not {threads}")
         self._ready()
-        self._stop.clear()
+        # A stop asked before the loop begins (a signal just after start-up) is kept, not
+        # cleared: it ends this serve() at once. The request is used up when serve() returns.
         self._serve_done.clear()
         self._serving = threading.current_thread()
         if threads > 1:
@@ -403,6 +406,7 @@ class App:
                 self._pool.shutdown()
                 self._pool = None
             self._serving = None
+            self._stop.clear()
             self._serve_done.set()
 
     def _serve_pass(self, poll: float) -> float:

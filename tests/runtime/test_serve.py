@@ -162,3 +162,14 @@ def test_sigterm_lets_eddic_serve_finish_the_step_in_progress_then_hand_the_leas
         assert app.run_due() == 1  # the next recovery pass goes on at once
         assert app.result(iid) == ["slow", "next"]
     assert marks.read_text().splitlines() == ["slow started", "slow ended", "next ran"]
+
+
+def test_a_stop_asked_before_serve_begins_its_loop_is_kept(tmp_path: Path) -> None:
+    # A signal handler may call stop() between start-up and the loop: it must not be lost.
+    with App(db_url=f"sqlite:///{tmp_path / 'early.db'}", timer_poll_interval=30) as app:
+        app.stop()
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (app.serve(), done.set()), daemon=True)
+        thread.start()
+        assert done.wait(10)  # before: serve() cleared the request and slept for 30 s
+        app.stop()  # the request was used up: a later serve() runs until asked again
