@@ -176,6 +176,8 @@ class Activity:
         ``SerializationError`` naming the argument that does not fit or cannot be dumped."""
         out: dict[str, Any] = {}
         for name, value in named.items():
+            # Validating costs about as little as a dump (a fast path that dumps first and
+            # validates only on a mismatch, with warnings="error", costs three times more).
             adapter, valid = self._validated(name, value)
             try:
                 out[name] = adapter.dump_python(valid, mode="json")
@@ -205,6 +207,23 @@ class Activity:
                     f"JSON: {type(exc).__name__}: {exc}"
                 ) from None
         return out
+
+    def arguments_from(
+        self, recorded: Mapping[str, Any], named: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``own_arguments`` from what ``arguments_json`` recorded for this call: a typed
+        argument is validated afresh from its JSON data (a new object, as a replay rebuilds
+        it), which costs one validation instead of a dump and two."""
+        try:
+            untyped = self._untyped
+            return {
+                name: copy.deepcopy(value)
+                if name in untyped
+                else self.param_adapters[name].validate_python(recorded[name])
+                for name, value in named.items()
+            }
+        except Exception:  # a type that only its JSON text rebuilds (strict, say): the long way
+            return self.own_arguments(named)
 
     def call_args(self, named: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)`` to call the function with, from arguments by parameter name

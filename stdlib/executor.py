@@ -18,7 +18,7 @@ import concurrent.futures
 import inspect
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,12 +140,20 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     raise value
 
 
-def run_attempt(act: Activity, command: CallActivity, ctx: ActivityContext) -> Outcome:
-    """Run the body once: arguments rebuilt as their annotated types (the attempt's own copies),
-    result round-tripped through its JSON text, so the value sent in is the one a replay will
+def run_attempt(
+    act: Activity,
+    command: CallActivity,
+    ctx: ActivityContext,
+    recorded: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Run the body once: arguments rebuilt as their annotated types (the attempt's own copies,
+    from ``recorded``, the arguments' JSON data as recorded, when the caller has it), result
+    round-tripped through its JSON text, so the value sent in is the one a replay will
     rebuild. Returns every failure as ``Outcome.error``; raises only ``KeyboardInterrupt``."""
     try:
-        args, kwargs = act.call_args(act.own_arguments(act.bind(command.args, command.kwargs)))
+        named = act.bind(command.args, command.kwargs)
+        own = act.own_arguments(named) if recorded is None else act.arguments_from(recorded, named)
+        args, kwargs = act.call_args(own)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:

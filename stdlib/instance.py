@@ -54,6 +54,9 @@ class LiveInstance:
     )  # seq -> [started, failures, next_at]
     fresh: set[int] = field(default_factory=set)  # seqs decided here whose attempt 1 has not begun
     arg_errors: dict[int, str] = field(default_factory=dict)
+    # seq -> the JSON data recorded for a call decided here: its attempts' arguments are rebuilt
+    # from it, as a replay would
+    recorded_args: dict[int, dict[str, Any]] = field(default_factory=dict)
     written: dict[str, Any] = field(default_factory=dict)  # columns committed under this lease
     lease_until: datetime | None = None  # lock_expires_at as last written by this worker
 
@@ -204,7 +207,9 @@ class LiveInstance:
         try:
             # Validated by each parameter's type before it is dumped (a dict given for a model
             # is recorded as that model's JSON, with no serializer warning).
-            return act.arguments_json(act.bind(tuple(args["args"]), args["kwargs"]))
+            data = act.arguments_json(act.bind(tuple(args["args"]), args["kwargs"]))
+            self.recorded_args[record.seq] = data
+            return data
         except (SerializationError, TypeError) as exc:
             self.arg_errors[record.seq] = str(exc)
             return {"__error__": str(exc)}

@@ -344,7 +344,7 @@ class Worker:
                 live.instance_id, self.worker_id, live.epoch, live.lock_timeout
             )
             try:
-                outcome = run_attempt(act, pending.command, ctx)
+                outcome = run_attempt(act, pending.command, ctx, live.recorded_args.get(seq))
             finally:
                 self._keeper.release(token)
             error = outcome.error
@@ -381,6 +381,7 @@ class Worker:
         those raise (the workflow's own code runs here), the outcome is committed alone and
         the instance parked: a finished activity is never run again for a later fault."""
         seq = pending.seq
+        live.recorded_args.pop(seq, None)
         values: dict[int, Any] = {}
         if error is None and outcome is not None:
             resolved = Resolved(seq, now, outcome.value)

@@ -638,3 +638,37 @@ def test_a_forked_child_runs_async_activities_on_a_loop_of_its_own(db_path: Path
                 os.waitpid(pid, 0)
                 raise AssertionError("the child hung on the parent's activity loop")
             time.sleep(0.01)
+
+
+class StrictStamp(BaseModel):
+    model_config = {"strict": True}
+    at: datetime
+    tags: tuple[str, ...]
+
+
+_STAMPS: list[StrictStamp] = []
+
+
+@activity
+def af_strict(stamp: StrictStamp) -> str:
+    _STAMPS.append(stamp)
+    stamp.tags = ("changed",)
+    return stamp.at.isoformat()
+
+
+@workflow
+def af_strict_flow(ctx: WorkflowContext, _: None = None) -> list[str]:
+    stamp = StrictStamp(at=datetime(2026, 1, 2, tzinfo=timezone.utc), tags=("a",))
+    first = yield af_strict(stamp)
+    return [first, *stamp.tags]
+
+
+def test_a_strict_model_argument_is_rebuilt_from_its_json_too(app: App) -> None:
+    # Its recorded JSON data (a time as text, a tuple as a list) does not validate as Python
+    # data in strict mode: the attempt's copy is rebuilt from the JSON text instead.
+    _STAMPS.clear()
+    iid = app.start(af_strict_flow)
+    assert app.result(iid) == ["2026-01-02T00:00:00+00:00", "a"]
+    assert _STAMPS[0] == StrictStamp(
+        at=datetime(2026, 1, 2, tzinfo=timezone.utc), tags=("changed",)
+    )
