@@ -86,7 +86,7 @@ class CallActivity(Command):
 _INFINITY = float("inf")
 
 
-def _seconds(value: float | timedelta, what: str) -> float:
+def finite_seconds(value: float | timedelta, what: str) -> float:
     """``value`` (a number or a ``timedelta``) as finite, non-negative float seconds.
 
     The kernel's own check (it imports nothing of eddic outside itself): a value no deadline can
@@ -125,7 +125,7 @@ class Sleep(Command):
     seconds: float
 
     def __init__(self, seconds: float | timedelta) -> None:
-        object.__setattr__(self, "seconds", _seconds(seconds, "Sleep"))
+        object.__setattr__(self, "seconds", finite_seconds(seconds, "Sleep"))
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,9 @@ class WaitEvent(Command):
     def __init__(self, event_type: str, timeout: float | timedelta | None = None) -> None:
         object.__setattr__(self, "event_type", _event_type(event_type, "WaitEvent"))
         object.__setattr__(
-            self, "timeout", None if timeout is None else _seconds(timeout, "WaitEvent timeout")
+            self,
+            "timeout",
+            None if timeout is None else finite_seconds(timeout, "WaitEvent timeout"),
         )
 
 

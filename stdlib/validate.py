@@ -6,9 +6,9 @@ id can be built from) with a message naming what was wrong, before anything is w
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import Any
+
+from .kernel.commands import finite_seconds
 
 #: The longest duration eddic accepts anywhere: a deadline this far out still fits a datetime
 #: (``datetime.max`` is in the year 9999) from any present-day ``now``.
@@ -20,16 +20,9 @@ def seconds(value: Any, what: str, *, allow_zero: bool = True, allow_none: bool 
     (zero only when ``allow_zero``; ``None`` only when ``allow_none``)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, got {value!r}")
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
-        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
-    if number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{what} must be {bound} seconds, got {value!r}")
+    number = finite_seconds(value, what)  # a number or timedelta, finite, not negative
+    if number == 0 and not allow_zero:
+        raise ValueError(f"{what} must be > 0 seconds, got {value!r}")
     if number > MAX_SECONDS:
         raise ValueError(
             f"{what} must be at most {MAX_SECONDS:.0f} seconds (100 years), got {value!r}"
