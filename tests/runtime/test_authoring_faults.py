@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
-import time
 import warnings
 from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from children import exit_code_or_hung
 from freezegun import freeze_time
 from pydantic import BaseModel, field_validator
 
@@ -627,17 +626,9 @@ def test_a_forked_child_runs_async_activities_on_a_loop_of_its_own(db_path: Path
                 os._exit(0 if ok else 3)
             except BaseException:
                 os._exit(4)
-        deadline = time.monotonic() + 20
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                assert os.waitstatus_to_exitcode(status) == 0
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise AssertionError("the child hung on the parent's activity loop")
-            time.sleep(0.01)
+        code = exit_code_or_hung(pid)
+        assert code is not None, "the child hung on the parent's activity loop"
+        assert code == 0
 
 
 class StrictStamp(BaseModel):

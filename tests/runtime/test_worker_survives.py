@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from children import exit_code_or_hung
 
 from eddic import App, Sleep, WorkflowContext, activity, workflow
 
@@ -171,18 +172,11 @@ def test_a_child_forked_while_threads_commit_does_not_hang(tmp_path: Path) -> No
                     os._exit(0 if app.result(iid) == 3 else 3)
                 except BaseException:
                     os._exit(4)
-            deadline = time.monotonic() + 20
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    assert os.waitstatus_to_exitcode(status) == 0
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    hung += 1
-                    break
-                time.sleep(0.01)
+            code = exit_code_or_hung(pid)
+            if code is None:
+                hung += 1
+            else:
+                assert code == 0
     finally:
         stop.set()
         for t in threads:
