@@ -187,10 +187,12 @@ def cmd_list(session: Session, args: argparse.Namespace) -> int:
 def _list_cells(row: dict[str, Any]) -> list[str]:
     if "damaged" in row:  # its id (to look at it), what is known, and where it is damaged
         return [str(row["instance_id"]), str(row["workflow_name"]), "DAMAGED", "-", "-"]
+    error = row.get("error")
+    parked = isinstance(error, dict) and error.get("parked") and row.get("retry_after")
     return [
         row["instance_id"],
         row["workflow_name"],
-        row["status"],
+        f"{row['status']} (parked)" if parked else row["status"],
         display.timestamp(row["created_at"]),
         display.timestamp(row["updated_at"]),
     ]

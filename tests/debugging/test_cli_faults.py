@@ -460,6 +460,14 @@ def test_show_of_a_parked_instance_says_why_and_when_it_is_retried(
     assert "eddic retry parked-1" in out
 
 
+def test_list_marks_a_parked_instance(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    park(cli, datetime(2100, 1, 1, tzinfo=timezone.utc))
+    code, out, _ = run("list", "--db", cli.url, capsys=capsys)
+    statuses = {line.split()[0]: line.split()[2:4] for line in out.splitlines()[1:]}
+    assert code == 0 and statuses["parked-1"] == ["running", "(parked)"]
+    assert "(parked)" not in " ".join(" ".join(v) for k, v in statuses.items() if k != "parked-1")
+
+
 def test_show_never_presents_a_past_wake_or_retry_time_as_a_future_one(
     cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
