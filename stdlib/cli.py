@@ -34,9 +34,9 @@ from .cli_commands import (
     cmd_serve,
     cmd_show,
 )
-from .dbfile import StorageError
 from .display import escape
 from .kernel import EddicError
+from .storage.sqlite.dbfile import StorageError
 
 __all__ = ["build_parser", "main"]
 

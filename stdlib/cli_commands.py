@@ -24,15 +24,15 @@ from dataclasses import asdict
 from typing import Any
 
 from . import display
-from .dbfile import StorageError
-from .dbview import ReadOnlyDatabase
 from .decorators import get_workflow
 from .display import escape
 from .kernel import EddicError, UnknownWorkflow
 from .outbox import discard, retry_failed
-from .public_rows import DamagedRecord
 from .replay import Replay, Step
 from .runtime import App
+from .storage.sqlite.dbfile import StorageError
+from .storage.sqlite.dbview import ReadOnlyDatabase
+from .storage.sqlite.public_rows import DamagedRecord
 from .timeline import FINISHED, build
 
 EXIT_OK, EXIT_DIVERGED, EXIT_ERROR = 0, 1, 2

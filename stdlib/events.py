@@ -18,7 +18,7 @@ from .clock import from_text, to_text, utcnow
 from .instance import LiveInstance, event_to_json
 from .kernel import EddicError, Event, Failure, InstanceNotFound, Resolved
 from .serde import dumps, loads, to_jsonable
-from .steps import StepWrite
+from .storage.sqlite.steps import StepWrite
 
 if TYPE_CHECKING:
     from .runtime import App

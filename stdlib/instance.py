@@ -26,8 +26,8 @@ from .kernel import (
     Resolved,
     Scheduled,
 )
-from .schema import MAX_POS, POS_BITS
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
+from .storage.sqlite.schema import MAX_POS, POS_BITS
 
 _RUNS = ("activity", "compensation")
 

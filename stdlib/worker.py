@@ -37,8 +37,8 @@ from .kernel import (
 )
 from .leases import LeaseKeeper
 from .serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
-from .steps import LeaseLost, StepWrite
 from .storage import Storage
+from .storage.sqlite.steps import LeaseLost, StepWrite
 
 log = logging.getLogger("eddic")
 

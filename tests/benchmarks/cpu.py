@@ -40,7 +40,7 @@ from eddic import App
 from eddic.storage import Storage
 
 try:
-    from eddic.transactions import writer_cursor
+    from eddic.storage.sqlite.transactions import writer_cursor
 except ImportError:  # code older than session 3, for before/after runs
     from eddic.storage import _writer as writer_cursor  # type: ignore[attr-defined,no-redef]
 

@@ -26,7 +26,7 @@ from pydantic_core import to_json
 
 from eddic.clock import to_text, utcnow
 from eddic.kernel import CallActivity
-from eddic.schema import POS_BITS
+from eddic.storage.sqlite.schema import POS_BITS
 
 _SCHEDULED = (
     "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at) "

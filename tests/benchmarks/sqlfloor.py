@@ -20,7 +20,7 @@ from typing import Any
 from benchlib import connect_like_eddic
 
 from eddic import App
-from eddic.transactions import Connection
+from eddic.storage.sqlite.transactions import Connection
 
 # one statement: (sql, parameters, executemany?)
 Statement = tuple[str, Any, bool]

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 from eddic import App
-from eddic.writers import WriterLock
+from eddic.storage.sqlite.writers import WriterLock
 
 HOLDER = """
 import sys, time
-from eddic.writers import WriterLock
+from eddic.storage.sqlite.writers import WriterLock
 lock = WriterLock(sys.argv[1])
 with lock:
     print("held", flush=True)

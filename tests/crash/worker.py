@@ -76,10 +76,10 @@ from eddic import (
     activity,
     compensation,
     on_failure,
-    steps,
     workflow,
 )
 from eddic.storage import Storage
+from eddic.storage.sqlite import steps
 
 STEPS = ("reserve", "pay", "ship", "refund", "cancel", "flaky")
 WRITE_POINTS = ("before", "uncommitted", "committed")
@@ -142,8 +142,8 @@ def crash_in_body(step: str, when: str, run: int) -> None:
 
 
 def install_write_crash() -> None:
-    """Wrap ``eddic.steps.write_rows`` (every step's rows, a start's first step included) and
-    ``Storage.transaction`` to die around the N-th write."""
+    """Wrap ``eddic.storage.sqlite.steps.write_rows`` (every step's rows, a start's first step
+    included) and ``Storage.transaction`` to die around the N-th write."""
     write_rows = steps.write_rows
     transaction = Storage.transaction
     armed = {"after_commit": False}

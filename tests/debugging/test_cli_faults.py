@@ -27,7 +27,7 @@ from test_dbg_cli import Cli, fail_outbox, record_orders
 
 from eddic import App
 from eddic.cli import main
-from eddic.dbfile import StorageError
+from eddic.storage.sqlite.dbfile import StorageError
 from eddic.testing import FrozenClock
 
 #: What a terminal must never receive from stored text: C0 (but the newline), DEL, C1, bidi.

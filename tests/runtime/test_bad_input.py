@@ -20,7 +20,7 @@ from eddic import (
     activity,
     workflow,
 )
-from eddic.dbfile import StorageError
+from eddic.storage.sqlite.dbfile import StorageError
 
 
 class Opaque:

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from eddic import App, WorkflowContext, activity, cli, workflow
-from eddic.dbfile import StorageError, check_file, parse_db_url
-from eddic.dbview import ReadOnlyDatabase
 from eddic.storage import Storage
+from eddic.storage.sqlite.dbfile import StorageError, check_file, parse_db_url
+from eddic.storage.sqlite.dbview import ReadOnlyDatabase
 
 NOBODY = 65534
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from eddic import App, WorkflowContext, activity, workflow
-from eddic.steps import LeaseLost, StepWrite
 from eddic.storage import Storage
+from eddic.storage.sqlite.steps import LeaseLost, StepWrite
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from freezegun import freeze_time
 
 from eddic import App, WorkflowContext, activity, workflow
 from eddic.kernel import Sleep
-from eddic.schema import POS_BITS, SCHEMA_VERSION, _create_v1
+from eddic.storage.sqlite.schema import POS_BITS, SCHEMA_VERSION, _create_v1
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import sqlite_utils
 
+from ...clock import from_text, to_text, utcnow
+from ...kernel import InstanceNotFound
 from . import steps
-from .clock import from_text, to_text, utcnow
 from .commits import GroupCommit
 from .dbfile import (
     Identity,
@@ -33,7 +34,6 @@ from .dbfile import (
     parse_db_url,
     require_same_file,
 )
-from .kernel import InstanceNotFound
 from .public_rows import HISTORY_FIELDS, decoded_history, public_instance, select_instances
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .steps import StepWrite

@@ -15,11 +15,12 @@ from typing import Any
 
 import sqlite_utils
 
+from ...decorators import Workflow
+from ...instance import decode_records
+from ...kernel import EddicError, InstanceNotFound
+from ...outbox import select_outbox
+from ...replay import Replay
 from .dbfile import StorageError, check_schema, open_read_only, parse_db_url
-from .decorators import Workflow
-from .instance import decode_records
-from .kernel import EddicError, InstanceNotFound
-from .outbox import select_outbox
 from .public_rows import (
     HISTORY_FIELDS,
     DamagedRecord,
@@ -31,8 +32,7 @@ from .public_rows import (
     public_instance,
     select_instance_rows,
 )
-from .replay import Replay
-from .storage import Storage
+from .store import Storage
 
 __all__ = ["ReadOnlyDatabase"]
 

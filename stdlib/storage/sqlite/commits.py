@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import sqlite_utils
 
-from .kernel import EddicError
+from ...kernel import EddicError
 
 if TYPE_CHECKING:
-    from .storage import Storage
+    from .store import Storage
 
 T = TypeVar("T")
 

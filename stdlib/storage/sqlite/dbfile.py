@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from .kernel import EddicError
+from ...kernel import EddicError
 from .schema import SCHEMA_VERSION
 
 _SQLITE_HEADER = b"SQLite format 3\x00"

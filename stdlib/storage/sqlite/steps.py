@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .clock import to_text
-from .kernel import EddicError
+from ...clock import to_text
+from ...kernel import EddicError
 
 
 class LeaseLost(EddicError):

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlite_utils
 
-from .clock import from_text
+from ...clock import from_text
+from ...serde import loads
 from .dbfile import StorageError
-from .serde import loads
 
 __all__ = [
     "HISTORY_FIELDS",
