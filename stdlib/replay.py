@@ -35,7 +35,6 @@ from .divergence import Divergence, FieldDiff, describe_command, record_fields
 from .instance import check_command, decode_records
 from .kernel import (
     Command,
-    InstanceNotFound,
     Interpreter,
     NonDeterminismError,
     Phase,
@@ -405,9 +404,5 @@ def replay_instance(
     storage: Storage, instance_id: str, workflow: Workflow[Any] | None = None
 ) -> Replay:
     """A :class:`Replay` of a stored instance (read in one read transaction; nothing written)."""
-    with storage.reading() as db:
-        row = storage.instance_row(db, instance_id)
-        if row is None:
-            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
-        rows = storage.history_rows(db, instance_id)
-    return Replay.from_rows(row, rows, workflow)
+    stored = storage.stored(instance_id)
+    return Replay.from_rows(stored.row, stored.history, workflow)

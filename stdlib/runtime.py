@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import events, validate
+from . import validate
 from .clock import to_text, utcnow
 from .decorators import Workflow, get_workflow
 from .faults import is_exit_request
@@ -349,16 +349,36 @@ class App:
         id: str | None = None,
         instance_id: str | None = None,
     ) -> list[str]:
-        """Deliver an event; returns the ids of the instances it reached (see ``events``).
+        """Deliver an event; returns the ids of the instances it reached.
 
         With ``instance_id`` the event goes to that instance's durable mailbox and is received by
         its next matching ``WaitEvent``; without, it reaches every instance whose pending
         ``WaitEvent`` matches when the send commits. A repeated ``(instance, id)`` is ignored.
         Reached instances are resumed here, in the calling thread.
         """
-        return events.send_event(
-            self, event_type, data, source=source, id=id, instance_id=instance_id
+        self._ready()
+        validate.name(event_type, "event type")
+        for what, value in (("event id", id), ("instance_id", instance_id), ("source", source)):
+            if value is not None:
+                validate.name(value, f"event {what}" if what == "source" else what)
+        event_id = id or str(uuid.uuid4())
+        payload = dumps(to_jsonable(data, what=f"data of event {event_type!r}"))
+        reached = self.storage.deliver(
+            event_type,
+            payload,
+            source=source or self.service_name,
+            event_id=event_id,
+            now=utcnow(),
+            instance_id=instance_id,
         )
+        # The event is durable now: nothing that goes wrong running its receivers may raise
+        # here, or a caller's retry would send it again under a new id.
+        for target, name in reached:
+            try:
+                self._worker._resume(target, name, utcnow())
+            except Exception:
+                log.exception("event %s reached %s; running it inline failed", event_id, target)
+        return [target for target, _name in reached]
 
     def relay_outbox(self) -> int:
         """Deliver due outbox rows to the sink; returns how many were delivered."""

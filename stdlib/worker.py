@@ -25,7 +25,7 @@ from .context import ActivityContext
 from .decorators import Workflow, get_workflow
 from .executor import Outcome, run_attempt
 from .faults import error_json, is_exit_request, parked_json
-from .instance import LiveInstance, decode_records, resolve_activity
+from .instance import LiveInstance, decode_records, event_to_json, resolve_activity
 from .kernel import (
     EddicError,
     Failure,
@@ -164,11 +164,7 @@ class Worker:
             lock_timeout=row["lock_timeout_seconds"] or self.default_lock_timeout_seconds,
         )
         live.key = row["ikey"]
-        with self.storage.reading() as db:
-            rows = self.storage.history_rows(db, iid)
-            attempts = self.storage.attempts_of(db, iid)
-            waits = db.execute("SELECT seq FROM event_waits WHERE instance_id = ?", [iid])
-            live.waits = {r[0] for r in waits.fetchall()}
+        _row, rows, attempts, live.waits = self.storage.stored(iid)
         live.interp.replay(decode_records(rows))
         live.pos = len(rows)
         for seq, (started_n, failures, next_at, _last) in attempts.items():
@@ -234,7 +230,7 @@ class Worker:
                 if runnable is not None:
                     step = self._run_activity(live, runnable, now)
                 else:
-                    step = events.resolve_due(self, live, now) or self._wait(live, now)
+                    step = self._resolve_due(live, now) or self._wait(live, now)
                 if not step.release:
                     continue
                 if not step.woke:
@@ -287,6 +283,22 @@ class Worker:
         }
         step.release = True
         return step
+
+    def _resolve_due(self, live: LiveInstance, now: datetime) -> StepWrite | None:
+        """Feed the earliest due timer, event or timeout and commit it; None when none is due."""
+        pending = live.interp.pending
+        types = events.event_types(pending)
+        mailbox = self.storage.mailbox(live.instance_id, types) if types else {}
+        due = events.next_due(pending, mailbox, now)
+        if due is None:
+            return None
+        resolved = due.resolved
+        live.interp.feed(resolved)
+        values = {} if due.event is None else {resolved.seq: dumps(event_to_json(due.event))}
+        step = self._step(live, [resolved, *live.interp.decide()], values, now)
+        if due.mailbox_id is not None:
+            step.mailbox_consumed.append((due.mailbox_id, resolved.seq))
+        return self._commit(live, step, now)
 
     def _wait(self, live: LiveInstance, now: datetime) -> StepWrite:
         """Nothing to do but wait: record the state and release the lease."""

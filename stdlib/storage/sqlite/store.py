@@ -16,13 +16,13 @@ import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
 from ...clock import from_text, to_text, utcnow
-from ...kernel import InstanceNotFound
-from . import steps
+from ...kernel import Event, InstanceNotFound
+from . import mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
     Identity,
@@ -41,6 +41,15 @@ from .transactions import Connection, ReadTransaction, WriteTransaction, writer_
 from .writers import WriterLock
 
 _HISTORY_SELECT = ", ".join(f"h.{name}" for name in HISTORY_FIELDS)
+
+
+class Stored(NamedTuple):
+    """An instance as stored: its row, history rows, attempt rows by seq, event-wait seqs."""
+
+    row: dict[str, Any]
+    history: list[tuple[Any, ...]]
+    attempts: dict[int, tuple[Any, ...]]
+    waits: set[int]
 
 
 class Storage:
@@ -316,6 +325,49 @@ class Storage:
             [instance_id],
         ).fetchall()
         return {r[0]: tuple(r[1:]) for r in rows}
+
+    def stored(self, instance_id: str) -> Stored:
+        """Everything a replay of the instance needs, read in one read transaction."""
+        with self.reading() as db:
+            row = self.instance_row(db, instance_id)
+            if row is None:
+                raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+            return Stored(
+                row,
+                self.history_rows(db, instance_id),
+                self.attempts_of(db, instance_id),
+                mailbox.waits_of(db, instance_id),
+            )
+
+    # -- events --
+
+    def mailbox(self, instance_id: str, types: Sequence[str]) -> dict[str, list[tuple[int, Event]]]:
+        """The instance's unconsumed events of these types, by type, oldest first."""
+        with self.reading() as db:
+            return mailbox.unconsumed(db, instance_id, types)
+
+    def deliver(
+        self,
+        event_type: str,
+        payload: str,
+        *,
+        source: str,
+        event_id: str,
+        now: datetime,
+        instance_id: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """Store a sent event (see ``mailbox.deliver``); the instances reached, with their
+        workflow names. ``InstanceNotFound`` / ``EddicError`` for a target that cannot take it."""
+        with self.transaction() as db:
+            return mailbox.deliver(
+                db,
+                event_type,
+                payload,
+                source=source,
+                event_id=event_id,
+                now=now,
+                instance_id=instance_id,
+            )
 
     # -- work queues --
 
