@@ -15,24 +15,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-import sqlite_utils
-
-from .clock import from_text, to_text, utcnow
+from .clock import from_text, utcnow
 from .http_sink import Exchange, SinkError, SinkTimeout, cut, redact, target_of
 from .kernel import Event
 from .serde import loads
 from .storage import Storage
-
-_HEAD_ROWS = (
-    "SELECT id, event_id, instance_id, event_type, source, data, time, attempts FROM outbox o "
-    "WHERE status = 'pending' AND next_attempt_at <= ? AND o.id <= ? AND NOT EXISTS (SELECT 1 "
-    "FROM outbox p WHERE p.instance_id = o.instance_id AND p.id < o.id "
-    "AND p.status IN ('pending','failed')) ORDER BY id LIMIT ?"
-)
 
 #: How long a claim outlasts the delivery's timeout: room for the commit that follows it.
 _CLAIM_MARGIN = 30.0
@@ -166,10 +157,7 @@ def relay(
     delivered = 0
     newest: int | None = None
     while True:
-        with storage.reading() as db:
-            if newest is None:
-                newest = int(db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
-            heads = db.execute(_HEAD_ROWS, [to_text(utcnow()), newest, batch]).fetchall()
+        newest, heads = storage.outbox.due_heads(utcnow(), newest, batch)
         progress, timed_out = _relay_heads(storage, sink, heads, max_attempts, timeout)
         delivered += progress
         if timed_out or not progress:
@@ -195,11 +183,7 @@ def _relay_heads(
             if isinstance(error, SinkTimeout):
                 return delivered, True
             continue
-        with storage.transaction() as db:
-            db.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = ? WHERE id = ?",
-                [to_text(utcnow()), attempts + 1, row_id],
-            )
+        storage.outbox.sent(row_id, attempts + 1, utcnow())
         delivered += 1
     return delivered, False
 
@@ -210,14 +194,7 @@ def _claim(storage: Storage, row_id: int, attempts: int, timeout: float) -> bool
     before it in the round may each have taken their timeout."""
     now = utcnow()
     until = now + timedelta(seconds=timeout + _CLAIM_MARGIN)
-    with storage.transaction() as db:
-        return bool(
-            db.execute(
-                "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending' "
-                "AND attempts = ? AND next_attempt_at <= ?",
-                [to_text(until), row_id, attempts, to_text(now)],
-            ).rowcount
-        )
+    return storage.outbox.claim(row_id, attempts, until, now)
 
 
 def _attempt(
@@ -240,70 +217,28 @@ def _attempt(
 def _record_failure(
     storage: Storage, row_id: int, attempts: int, error: str, max_attempts: int
 ) -> None:
-    now = utcnow()
-    status = "failed" if attempts >= max_attempts else "pending"
-    with storage.transaction() as db:
-        db.execute(
-            "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? "
-            "WHERE id = ?",
-            [
-                status,
-                attempts,
-                cut(error),
-                to_text(now + timedelta(seconds=backoff(attempts))),
-                row_id,
-            ],
-        )
+    next_at = utcnow() + timedelta(seconds=backoff(attempts))
+    storage.outbox.failed_attempt(
+        row_id,
+        attempts=attempts,
+        error=cut(error),
+        next_at=next_at,
+        give_up=attempts >= max_attempts,
+    )
 
 
 def outbox_rows(
     storage: Storage, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    with storage.reading() as db:
-        return select_outbox(db, statuses=None if status is None else [status], limit=limit)
-
-
-def select_outbox(
-    db: sqlite_utils.Database, *, statuses: Sequence[str] | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
     """Outbox rows as dicts (``data`` decoded), in delivery order."""
-    sql = (
-        "SELECT id, event_id, instance_id, seq, event_type, source, data, time, status, attempts, "
-        "next_attempt_at, last_error, sent_at FROM outbox"
-    )
-    params: list[Any] = []
-    if statuses:
-        sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
-        params.extend(statuses)
-    sql += " ORDER BY id LIMIT ?"
-    params.append(limit)
-    rows = list(db.query(sql, params))
-    for row in rows:
-        row["data"] = loads(row["data"])
-    return rows
+    return storage.outbox.rows(None if status is None else [status], limit)
 
 
 def retry_failed(storage: Storage, event_id: str | None = None) -> int:
     """Put failed rows (all, or one) back to pending with a fresh attempt count."""
-    now: datetime = utcnow()
-    sql = (
-        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
-        "WHERE status = 'failed'"
-    )
-    params: list[Any] = [to_text(now)]
-    if event_id is not None:
-        sql += " AND event_id = ?"
-        params.append(event_id)
-    with storage.transaction() as db:
-        return int(db.execute(sql, params).rowcount)
+    return storage.outbox.retry_failed(utcnow(), event_id)
 
 
 def discard(storage: Storage, event_id: str | None = None) -> int:
     """Mark failed rows (all, or one) discarded, releasing the rows held behind them."""
-    sql = "UPDATE outbox SET status = 'discarded' WHERE status = 'failed'"
-    params: list[Any] = []
-    if event_id is not None:
-        sql += " AND event_id = ?"
-        params.append(event_id)
-    with storage.transaction() as db:
-        return int(db.execute(sql, params).rowcount)
+    return storage.outbox.discard(event_id)

@@ -18,9 +18,9 @@ import sqlite_utils
 from ...decorators import Workflow
 from ...instance import decode_records
 from ...kernel import EddicError, InstanceNotFound
-from ...outbox import select_outbox
 from ...replay import Replay
 from .dbfile import StorageError, check_schema, open_read_only, parse_db_url
+from .outbox_rows import select_outbox
 from .public_rows import (
     HISTORY_FIELDS,
     DamagedRecord,

@@ -34,6 +34,7 @@ from .dbfile import (
     parse_db_url,
     require_same_file,
 )
+from .outbox_rows import OutboxRows
 from .public_rows import HISTORY_FIELDS, decoded_history, public_instance, select_instances
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .steps import StepWrite
@@ -76,6 +77,7 @@ class Storage:
         # Writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
         self._writers = WriterLock(self.path, create_when_used=False)  # open() creates it
         self.commits = GroupCommit(self)
+        self.outbox = OutboxRows(self.transaction, self.reading)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
         _STORES.add(self)
@@ -420,9 +422,7 @@ class Storage:
         return from_text(row[0]) if row and row[0] else None
 
     def outbox_pending(self) -> bool:
-        with self.reading() as db:
-            row = db.execute("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").fetchone()
-        return row is not None
+        return self.outbox.pending()
 
     def park(
         self, instance_id: str, owner: str, epoch: int, retry_at: datetime, error: str
