@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +35,7 @@ from .cli_commands import (
 )
 from .display import escape
 from .kernel import EddicError
-from .storage.sqlite.dbfile import StorageError
+from .storage import DRIVER_ERRORS, StorageError
 
 __all__ = ["build_parser", "main"]
 
@@ -228,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EddicError, StorageError, ValueError) as exc:
         print(f"eddic: error: {escape(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except sqlite3.Error as exc:  # a file changed by hand past what the checks at open see
+    except DRIVER_ERRORS as exc:  # a file changed by hand past what the checks at open see
         where = _database_of(session)
         print(f"eddic: error: {escape(f'{where}: {type(exc).__name__}: {exc}')}", file=sys.stderr)
         return EXIT_ERROR

@@ -7,9 +7,15 @@ Today the one backend is SQLite (``storage/sqlite``).
 
 from __future__ import annotations
 
+import sqlite3
+
 from .sqlite.dbfile import StorageError
 from .sqlite.public_rows import DamagedRecord
 from .sqlite.steps import LeaseLost, StepWrite
 from .sqlite.store import Storage
 
-__all__ = ["DamagedRecord", "LeaseLost", "StepWrite", "Storage", "StorageError"]
+#: What a backend's driver may raise past eddic's own checks (a file changed by hand, say):
+#: callers that must not show a traceback (the CLI) catch these with ``StorageError``.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+__all__ = ["DRIVER_ERRORS", "DamagedRecord", "LeaseLost", "StepWrite", "Storage", "StorageError"]
