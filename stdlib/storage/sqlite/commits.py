@@ -25,14 +25,12 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Generic, TypeVar
 
 import sqlite_utils
 
 from ...kernel import EddicError
-
-if TYPE_CHECKING:
-    from .store import Storage
 
 T = TypeVar("T")
 
@@ -53,8 +51,11 @@ class _Work(Generic[T]):
 class GroupCommit:
     """Runs write work in shared transactions; see the module docstring."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(
+        self, transaction: Callable[[], AbstractContextManager[sqlite_utils.Database]]
+    ) -> None:
+        """``transaction()`` opens one write transaction (``Storage.transaction``)."""
+        self._transaction = transaction
         self._reset()
         self.batches = 0  # transactions committed (tests and benchmarks read these)
         self.works = 0
@@ -129,7 +130,7 @@ class GroupCommit:
 
     def _commit_all(self, batch: list[_Work[Any]]) -> None:
         """The common case: every piece succeeds, one transaction and no savepoints."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             for item in batch:
                 try:
                     item.result = item.fn(db)
@@ -139,7 +140,7 @@ class GroupCommit:
                     raise _Failed from exc
 
     def _commit_each(self, batch: list[_Work[Any]]) -> None:
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             execute = db.conn.execute
             for item in batch:
                 execute("SAVEPOINT eddic_work")

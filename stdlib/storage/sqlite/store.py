@@ -76,7 +76,7 @@ class Storage:
         self._lock = threading.RLock()  # serialises the shared :memory: connection
         # Writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
         self._writers = WriterLock(self.path, create_when_used=False)  # open() creates it
-        self.commits = GroupCommit(self)
+        self.commits = GroupCommit(self.transaction)
         self.outbox = OutboxRows(self.transaction, self.reading)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
