@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .interpreter import Interpreter
+from typing import Protocol
 
 #: Namespace of every uuid eddic derives: ``ctx.uuid()`` and outbox event ids.
 EDDIC_NAMESPACE = uuid.UUID("64141401-752f-4f39-a798-2735a429b339")
@@ -19,12 +16,27 @@ def derived_uuid(instance_id: str, seq: int, k: int | None = None) -> uuid.UUID:
     return uuid.uuid5(EDDIC_NAMESPACE, name)
 
 
+class Host(Protocol):
+    """What a context reads from the interpreter that drives it (``Interpreter`` is one)."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def is_replaying(self) -> bool: ...
+
+    @property
+    def now(self) -> datetime: ...
+
+    def next_uuid(self) -> uuid.UUID: ...
+
+
 class Context:
     """The kernel's workflow context. ``eddic.WorkflowContext`` extends it with a logger."""
 
     __slots__ = ("_interpreter",)
 
-    def __init__(self, interpreter: Interpreter) -> None:
+    def __init__(self, interpreter: Host) -> None:
         self._interpreter = interpreter
 
     @property
