@@ -103,3 +103,56 @@ def test_the_scan_sees_sql_and_drivers_where_they_are() -> None:
     assert "sqlite3" in _imports(tree, _name(store))
     assert _sql_strings(tree)
     assert not SQL.search("Select the instances from the list, then update the one you set.")
+
+
+def _module_level_imports() -> dict[str, set[str]]:
+    """eddic module -> the eddic modules it imports at module level, ``if TYPE_CHECKING:``
+    blocks included (a circle there is one for the type checker and for the reader); imports
+    inside functions are left out (they run later, and are the way out of a circle)."""
+    paths = {_name(p): p for p in _modules(STDLIB)}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        body = []
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                body.append(node)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                body.extend(n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+        found = _imports(ast.Module(body=body, type_ignores=[]), name)
+        deps = set()
+        for dep in found:
+            while dep and dep not in paths:  # `from . import steps` names a module too
+                dep = dep.rpartition(".")[0]
+            if dep and dep != name and not dep.startswith(f"{name}."):
+                deps.add(dep)
+        graph[name] = deps
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycles_among_eddic_modules() -> None:
+    assert _cycle(_module_level_imports()) is None, " -> ".join(
+        _cycle(_module_level_imports()) or []
+    )
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # it can fail
