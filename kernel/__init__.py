@@ -28,12 +28,14 @@ from .errors import (
     UnknownWorkflow,
     WorkflowFailed,
 )
+from .handlers import RUN_TO_COMPLETION
 from .history import Event, Failure, Record, Resolved, Scheduled
 from .interpreter import Interpreter, Phase
 from .waits import Pending, Trace
 
 __all__ = [
     "EDDIC_NAMESPACE",
+    "RUN_TO_COMPLETION",
     "ActivityFailed",
     "ActivityRef",
     "All",

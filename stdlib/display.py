@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .clock import utcnow
+from .kernel import RUN_TO_COMPLETION
 from .replay import Divergence, Step
 from .timeline import FINISHED, Entry
 
@@ -119,7 +120,7 @@ def to_json(value: Any) -> str:
 
 def call_text(kind: str, name: str, args: Any) -> str:
     """A command in one short phrase: ``reserve(order_id="A1")``, ``sleep 30s``, ..."""
-    if kind in ("activity", "compensation"):
+    if kind in RUN_TO_COMPLETION:
         if isinstance(args, Mapping) and "__error__" not in args:
             inner = ", ".join(f"{k}={short(v, 30)}" for k, v in args.items())
         else:
@@ -169,7 +170,7 @@ def _outcome_text(entry: Entry) -> str:
         return f"data {short(entry.value['data'])}"
     if entry.state in ("waiting", "cancelled") and entry.deadline is not None:
         return f"deadline {timestamp(entry.deadline)}"
-    if entry.kind in ("activity", "compensation") and entry.resolved:
+    if entry.kind in RUN_TO_COMPLETION and entry.resolved:
         return f"-> {short(entry.value)}"
     return ""
 

@@ -14,6 +14,7 @@ from .clock import from_text, to_text
 from .context import WorkflowContext
 from .decorators import Activity, Workflow, find_activity
 from .kernel import (
+    RUN_TO_COMPLETION,
     CallActivity,
     Command,
     EddicError,
@@ -28,8 +29,6 @@ from .kernel import (
 )
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 from .storage.sqlite.schema import MAX_POS, POS_BITS
-
-_RUNS = ("activity", "compensation")
 
 
 class Survey(NamedTuple):
@@ -92,7 +91,7 @@ class LiveInstance:
         events: dict[int, Any] = {}
         for p in interp.pending:
             kind = p.kind
-            if kind in _RUNS:
+            if kind in RUN_TO_COMPLETION:
                 state = attempts.get(p.seq)
                 backoff = None if state is None else state[2]
                 if backoff is None or backoff <= now:
@@ -149,7 +148,7 @@ class LiveInstance:
             self.pos += 1
             if isinstance(record, Scheduled):
                 args = self._args_json(record)
-                if record.kind in _RUNS:
+                if record.kind in RUN_TO_COMPLETION:
                     self.fresh.add(record.seq)
                 out.append(
                     (
@@ -194,7 +193,7 @@ class LiveInstance:
         return out
 
     def _args_json(self, record: Scheduled) -> Any:
-        if record.kind not in _RUNS:
+        if record.kind not in RUN_TO_COMPLETION:
             return to_jsonable(record.args, what=f"arguments of {record.kind} {record.name!r}")
         args = record.args
         act = resolve_activity(self.interp.command(record.seq))
@@ -279,7 +278,7 @@ def decode_records(rows: list[tuple[Any, ...]]) -> list[Record]:
 
 
 def decode_value(kind: str, name: str, data: Any) -> Any:
-    if kind in _RUNS:
+    if kind in RUN_TO_COMPLETION:
         act = find_activity(name)
         if act is None:
             return data

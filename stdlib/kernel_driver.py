@@ -21,6 +21,7 @@ of a decorated workflow is validated as ``App.start`` does; outcomes are sent in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -28,6 +29,7 @@ from .context import WorkflowContext
 from .decorators import Workflow
 from .instance import check_command
 from .kernel import (
+    RUN_TO_COMPLETION,
     EddicError,
     Event,
     Failure,
@@ -43,8 +45,6 @@ __all__ = ["DEFAULT_START", "WorkflowDriver"]
 
 #: Where frozen time starts unless a test says otherwise.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-_RUNS = ("activity", "compensation")
 
 
 class WorkflowDriver:
@@ -117,7 +117,7 @@ class WorkflowDriver:
 
     def complete(self, activity: Any = None, value: Any = None, *, seq: int | None = None) -> None:
         """Resolve the oldest pending activity (or compensation) of that name with ``value``."""
-        pending = self._find(_RUNS, activity, seq)
+        pending = self._find(RUN_TO_COMPLETION, activity, seq)
         self._feed(Resolved(pending.seq, self.now, value))
 
     def fail(
@@ -129,7 +129,7 @@ class WorkflowDriver:
         seq: int | None = None,
     ) -> None:
         """Fail the oldest pending activity of that name, as if its last attempt raised."""
-        pending = self._find(_RUNS, activity, seq)
+        pending = self._find(RUN_TO_COMPLETION, activity, seq)
         failure = (
             Failure.from_exception(error, attempts)
             if isinstance(error, BaseException)
@@ -173,7 +173,7 @@ class WorkflowDriver:
 
     # -- plumbing --
 
-    def _find(self, kinds: tuple[str, ...], name: Any, seq: int | None) -> Pending:
+    def _find(self, kinds: Collection[str], name: Any, seq: int | None) -> Pending:
         wanted = None if name is None else activity_name(name)
         for p in self.pending:
             if p.kind not in kinds:

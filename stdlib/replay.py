@@ -34,6 +34,7 @@ from .decorators import Workflow, get_workflow
 from .divergence import Divergence, FieldDiff, describe_command, record_fields
 from .instance import check_command, decode_records
 from .kernel import (
+    RUN_TO_COMPLETION,
     Command,
     Interpreter,
     NonDeterminismError,
@@ -48,7 +49,6 @@ from .storage import Storage
 
 __all__ = ["Divergence", "FieldDiff", "Replay", "Step", "describe_command", "replay_instance"]
 
-_RUNS = ("activity", "compensation")
 _WAITS = ("timer", "event")
 
 
@@ -176,7 +176,9 @@ class _Tracker:
         if isinstance(record, Scheduled) and self.last_was_outcome:
             for item in self.open.values():
                 if item.state is None:
-                    item.state = "abandoned" if item.record.kind in _RUNS else "cancelled"
+                    item.state = (
+                        "abandoned" if item.record.kind in RUN_TO_COMPLETION else "cancelled"
+                    )
             self.waits.clear()
             self.flush()
         self.last_was_outcome = isinstance(record, Resolved)

@@ -33,7 +33,7 @@ from freezegun import freeze_time
 
 from .clock import utcnow
 from .decorators import Activity, Workflow, find_activity
-from .kernel import EddicError, Event
+from .kernel import RUN_TO_COMPLETION, EddicError, Event
 from .kernel_driver import DEFAULT_START, WorkflowDriver
 from .outbox import outbox_rows
 from .replay import Replay
@@ -201,7 +201,7 @@ class HistoryView(Sequence[Entry]):
     def calls(self, activity: Activity | str) -> list[Any]:
         """The recorded arguments (by parameter name, as JSON) of each call of an activity."""
         name = activity.name if isinstance(activity, Activity) else activity
-        runs = ("activity", "compensation")
+        runs = RUN_TO_COMPLETION
         return [e.args for e in self.entries if e.kind in runs and e.name == name]
 
     def of_kind(self, kind: str) -> list[Entry]:

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .kernel import RUN_TO_COMPLETION
+
 __all__ = ["FINISHED", "Entry", "build"]
 
 #: Statuses after which nothing more is recorded.
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
-_RUNS = ("activity", "compensation")
 
 #: How each kind of command ended, by kind: (with a value, with a failure).
 _ENDINGS: dict[str, tuple[str, str]] = {
@@ -124,5 +125,5 @@ def _entry(row: Mapping[str, Any], outcome: Mapping[str, Any] | None, moved_on: 
             value=outcome["value"],
             failure=failure,
         )
-    state = "running" if kind in _RUNS else "cancelled" if moved_on else "waiting"
+    state = "running" if kind in RUN_TO_COMPLETION else "cancelled" if moved_on else "waiting"
     return Entry(**common, state=state)

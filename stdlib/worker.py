@@ -27,6 +27,7 @@ from .executor import Outcome, run_attempt
 from .faults import error_json, is_exit_request, parked_json
 from .instance import LiveInstance, decode_records, event_to_json, resolve_activity
 from .kernel import (
+    RUN_TO_COMPLETION,
     EddicError,
     Failure,
     NonDeterminismError,
@@ -310,7 +311,7 @@ class Worker:
 
     def _runnable(self, live: LiveInstance, now: datetime) -> Any:
         for p in live.interp.pending:
-            if p.kind in ("activity", "compensation") and live.backoff_until(p.seq, now) is None:
+            if p.kind in RUN_TO_COMPLETION and live.backoff_until(p.seq, now) is None:
                 return p
         return None
 
