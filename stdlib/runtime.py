@@ -164,8 +164,7 @@ class App:
         input_json, input_value = self._validate_input(wf, input)
         iid = str(uuid.uuid4()) if instance_id is None else instance_id
         if instance_id is not None:  # a start repeated with its id runs no workflow code again
-            with self.storage.reading() as db:
-                taken = self.storage.workflow_of(db, iid)
+            taken = self.storage.workflow_name(iid)
             if taken is not None:
                 return self._started_already(iid, taken, wf)
         if timeout is None:
@@ -206,12 +205,7 @@ class App:
             "lock_epoch": 1,
             "lock_expires_at": to_text(live.lease_until),
         }
-        storage = self.storage
-        taken, live.key = storage.commits.run(
-            lambda db: storage.create_instance(
-                db, row, step, now, check_taken=instance_id is not None
-            )
-        )
+        taken, live.key = self.storage.create(row, step, now, check_taken=instance_id is not None)
         if taken is not None:  # started meanwhile by another caller
             return self._started_already(iid, taken, wf)
         if parked:
@@ -293,8 +287,7 @@ class App:
             raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
         if status in _FINISHED:
             return False
-        with self.storage.reading() as db:
-            name = self.storage.workflow_of(db, instance_id)
+        name = self.storage.workflow_name(instance_id)
         self._worker._skip_until.pop(instance_id, None)
         return name is not None and self._worker._resume(instance_id, name, now) == 1
 

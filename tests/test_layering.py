@@ -77,6 +77,32 @@ def test_no_driver_and_no_sql_outside_storage(path: Path) -> None:
     assert not _sql_strings(tree), f"{_name(path)} holds SQL: {_sql_strings(tree)}"
 
 
+# A storage method is one unit of work: callers never open a transaction or hold a handle.
+UNIT_OF_WORK_INTERNALS = {
+    "reading",
+    "transaction",
+    "commits",
+    "_db",
+    "instance_row",
+    "history_rows",
+}
+
+
+@pytest.mark.parametrize("path", OUTSIDE, ids=lambda p: _name(p))
+def test_no_transaction_or_connection_crosses_the_storage_interface(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    used = sorted(
+        {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr in UNIT_OF_WORK_INTERNALS
+            and "storage" in ast.unparse(node.value)
+        }
+    )
+    assert not used, f"{_name(path)} uses storage.{', storage.'.join(used)}"
+
+
 # The read-only view still builds replays and decodes records itself (it will read through the
 # storage interface once the CLI does): these are the known upward imports left.
 KNOWN_UPWARD = {"eddic.storage.sqlite.dbview"}

@@ -286,6 +286,20 @@ class Storage:
         """
         self.commits.run(lambda db: self.write_step(db, step, now))
 
+    def workflow_name(self, instance_id: str) -> str | None:
+        """The workflow the instance with this id runs, or None when there is none."""
+        with self.reading() as db:
+            return self.workflow_of(db, instance_id)
+
+    def create(
+        self, row: dict[str, Any], step: StepWrite, now: datetime, *, check_taken: bool = True
+    ) -> tuple[str | None, int]:
+        """Record a new instance with its first step (see ``create_instance``), in a commit
+        that other threads' steps may share."""
+        return self.commits.run(
+            lambda db: self.create_instance(db, row, step, now, check_taken=check_taken)
+        )
+
     def create_instance(
         self,
         db: sqlite_utils.Database,
