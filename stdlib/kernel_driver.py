@@ -183,7 +183,7 @@ class WorkflowDriver:
             if wanted is not None and p.name != wanted:
                 continue
             return p
-        what = " or ".join(kinds) + ("" if wanted is None else f" {wanted!r}")
+        what = " or ".join(sorted(kinds)) + ("" if wanted is None else f" {wanted!r}")
         raise EddicError(
             f"the workflow is not waiting on any {what}"
             + ("" if seq is None else f" at seq {seq}")
