@@ -17,7 +17,6 @@ from .kernel import (
     RUN_TO_COMPLETION,
     CallActivity,
     Command,
-    EddicError,
     Event,
     Failure,
     Interpreter,
@@ -28,7 +27,6 @@ from .kernel import (
     Scheduled,
 )
 from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
-from .storage.sqlite.schema import MAX_POS, POS_BITS
 
 
 class Survey(NamedTuple):
@@ -45,7 +43,7 @@ class LiveInstance:
     interp: Interpreter
     epoch: int
     lock_timeout: float
-    key: int = 0  # the instance's ikey: history ids are key << POS_BITS | pos
+    key: int = 0  # the storage's handle on the instance (SQLite: its ikey), for its steps
     pos: int = 0  # history rows written so far
     waits: set[int] = field(default_factory=set)  # seqs present in event_waits
     attempts: dict[int, list[Any]] = field(
@@ -138,12 +136,6 @@ class LiveInstance:
         fed (an activity's result, an event), by seq."""
         out: list[tuple[Any, ...]] = []
         iid = self.instance_id
-        base = self.key << POS_BITS
-        if self.pos + len(records) > MAX_POS:
-            raise EddicError(
-                f"instance {iid!r} would record more than {MAX_POS} history records; "
-                "split the work into several instances"
-            )
         for record in records:
             self.pos += 1
             if isinstance(record, Scheduled):
@@ -152,7 +144,6 @@ class LiveInstance:
                     self.fresh.add(record.seq)
                 out.append(
                     (
-                        base | self.pos,
                         iid,
                         self.pos,
                         record.seq,
@@ -176,7 +167,6 @@ class LiveInstance:
                     value = dumps(to_jsonable(record.value, what="a recorded value"))
                 out.append(
                     (
-                        base | self.pos,
                         iid,
                         self.pos,
                         record.seq,

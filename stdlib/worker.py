@@ -254,10 +254,14 @@ class Worker:
                 raise
             self._park_live(live, exc, "running a step")
 
+    def _new_step(self, live: LiveInstance) -> StepWrite:
+        """An empty step of ``live``, fenced by this worker's lease on it."""
+        return StepWrite(live.instance_id, self.worker_id, live.epoch, key=live.key)
+
     def _hand_back(self, live: LiveInstance, now: datetime) -> None:
         """Release the lease of an instance this worker stops running (``App.stop``)."""
         self._cache.pop(live.instance_id, None)
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         step.attempts = _not_begun(live)
         step.columns = {"updated_at": to_text(now)}
         step.release = True
@@ -266,7 +270,7 @@ class Worker:
     def _park_live(self, live: LiveInstance, exc: BaseException, where: str) -> None:
         """Park a running instance after ``exc``; never raises."""
         now = utcnow()
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         try:
             self._commit_park(live, step, exc, where, now)
         except Exception:  # the storage is failing too: park it once it works again
@@ -277,7 +281,7 @@ class Worker:
         (a ``SystemExit``, a value that cannot be recorded): no history, the instance parked."""
         retry_at = now + timedelta(seconds=self.recovery_interval_seconds)
         log.error("instance %s is parked until %s: %s", live.instance_id, to_text(retry_at), exc)
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         step.columns = {
             "error": dumps(parked_json(exc, retry_at, "starting the workflow")),
             "retry_after": to_text(retry_at),
@@ -303,7 +307,7 @@ class Worker:
 
     def _wait(self, live: LiveInstance, now: datetime) -> StepWrite:
         """Nothing to do but wait: record the state and release the lease."""
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         self._fill_state(live, step, now)
         step.release = True
         step.columns.pop("lock_expires_at", None)
@@ -334,7 +338,7 @@ class Worker:
                 return self._record_outcome(live, pending, started, lost, None, now)
             attempt = started + 1
             live.attempts[seq] = [attempt, failures, None, None]
-            pre = StepWrite(live.instance_id, self.worker_id, live.epoch)
+            pre = self._new_step(live)
             pre.attempts.append((seq, attempt, failures, None, None))
             pre.columns = self._lease_columns(live, now)
             self.storage.commit_step(pre, now)
@@ -376,7 +380,7 @@ class Worker:
                 wait = policy.interval(attempt)
                 next_at = now + timedelta(seconds=wait)
                 live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None, None]
-                step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+                step = self._new_step(live)
                 step.attempts.append((seq, attempt, failures, to_text(next_at), dumps(str(error))))
                 return self._finish_step(live, step, now)
         return self._record_outcome(live, pending, attempt, error, outcome, now)
@@ -442,7 +446,7 @@ class Worker:
     ) -> StepWrite:
         """Commit ``records`` (an activity's outcome) and park the instance in one step."""
         log.error("instance %s: %s after activity seq %s finished", live.instance_id, exc, seq)
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         step.history = live.rows(records, values)
         if published:
             step.outbox = self._published_rows(live, seq, published, now)
@@ -456,7 +460,7 @@ class Worker:
         """An attempt ended by a ``BaseException``: keep it counted, park the instance."""
         failures = live.attempts[seq][1] if seq in live.attempts else 0
         text = f"{type(exc).__qualname__}: {exc}"
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         step.attempts.append((seq, attempt, failures, None, dumps(text)))
         return self._commit_park(live, step, exc, f"running attempt {attempt} of seq {seq}", now)
 
@@ -491,7 +495,7 @@ class Worker:
         self, live: LiveInstance, records: list[Any], values: dict[int, Any], now: datetime
     ) -> StepWrite:
         """The write for new records: history rows, outbox rows for publishes, new state."""
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch)
+        step = self._new_step(live)
         step.history = live.rows(records, values)
         for record in records:
             if isinstance(record, Scheduled) and record.kind == "publish":

@@ -19,6 +19,7 @@ from typing import Any
 
 from ...clock import to_text
 from ...kernel import EddicError
+from .schema import MAX_POS, POS_BITS
 
 
 class LeaseLost(EddicError):
@@ -32,7 +33,8 @@ class StepWrite:
     instance_id: str
     owner: str
     epoch: int
-    # (id, instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure)
+    key: int = 0  # the instance's ikey (its history ids are key << POS_BITS | pos)
+    # (instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure)
     history: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
     waits_added: list[tuple[int, str, str | None]] = field(default_factory=list)
@@ -117,8 +119,15 @@ _RESOLVED_FAILURE = (
 def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
     """Everything of the step but the instance's columns."""
     execute = cur.execute
+    base = step.key << POS_BITS
+    if step.history and step.history[-1][1] > MAX_POS:
+        raise EddicError(
+            f"instance {step.instance_id!r} would record more than {MAX_POS} history records; "
+            "split the work into several instances"
+        )
     for r in step.history:
-        key, iid, pos, seq, record, kind, name, args, at, deadline, value, failure = r
+        iid, pos, seq, record, kind, name, args, at, deadline, value, failure = r
+        key = base | pos
         if record == "scheduled":
             if deadline is None:
                 execute(_SCHEDULED, (key, iid, pos, seq, kind, name, args, at))

@@ -314,19 +314,17 @@ class Storage:
         read for an id just drawn at random (a uuid4): were it ever taken, the insert fails on
         the unique id and nothing is written.
 
-        The step's history ids were built before the instance had a key; they get it here,
-        from each row's pos, so that running this again (a group commit redone) is harmless.
+        The instance's key, and so its history ids, exist only once the row is inserted: the
+        step gets the key here, so that running this again (a group commit redone) is harmless.
         """
         if check_taken:
             taken = self.workflow_of(db, row["instance_id"])
             if taken is not None:
                 return taken, 0
         cur = writer_cursor(db)
-        key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
-        base = key << POS_BITS
-        step.history = [(base | r[2], *r[1:]) for r in step.history]
+        step.key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
         steps.write_rows(cur, step, now)
-        return None, key
+        return None, step.key
 
     def write_step(self, db: sqlite_utils.Database, step: StepWrite, now: datetime) -> None:
         """The step's instance columns, fenced by its lease epoch, then its rows."""
