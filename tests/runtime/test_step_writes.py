@@ -65,3 +65,24 @@ def test_a_step_with_no_column_change_still_checks_the_lease(tmp_path: Path) -> 
         with pytest.raises(LeaseLost):
             app.storage.commit_step(empty, utcnow())
     assert _history(path, iid) == before
+
+
+def test_a_step_past_the_per_instance_record_limit_writes_nothing(tmp_path: Path) -> None:
+    from eddic.kernel import EddicError
+    from eddic.storage.sqlite.schema import MAX_POS
+
+    path = tmp_path / "limit.db"
+    with App(db_url=f"sqlite:///{path}") as app:
+        iid = app.start(sw_waits)
+        before = _history(path, iid)
+        info = app.storage.get_instance(iid)
+        got = app.storage.acquire(iid, "me", utcnow(), 60)
+        assert got is not None and info["status"] == "waiting_for_event"
+        epoch, row = got
+        step = StepWrite(iid, "me", epoch, key=row["ikey"])
+        step.history = [
+            (iid, MAX_POS + 1, 99, "scheduled", "timer", "sleep", "{}", "t", None, None, None)
+        ]
+        with pytest.raises(EddicError, match=f"more than {MAX_POS} history records"):
+            app.storage.commit_step(step, utcnow())
+    assert _history(path, iid) == before
