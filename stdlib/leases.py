@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .clock import utcnow
-from .storage import Storage
+from .storage import Store
 
 log = logging.getLogger("eddic")
 
@@ -36,7 +36,7 @@ class _Held:
 
 
 class LeaseKeeper:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Store) -> None:
         self._storage = storage
         self._cond = threading.Condition()
         self._held: dict[int, _Held] = {}

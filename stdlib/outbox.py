@@ -23,7 +23,7 @@ from .clock import from_text, utcnow
 from .http_sink import Exchange, SinkError, SinkTimeout, cut, redact, target_of
 from .kernel import Event
 from .serde import loads
-from .storage import Storage
+from .storage import Store
 
 #: How long a claim outlasts the delivery's timeout: room for the commit that follows it.
 _CLAIM_MARGIN = 30.0
@@ -137,7 +137,7 @@ def _name_of(sink: object) -> str:
 
 
 def relay(
-    storage: Storage,
+    storage: Store,
     sink: Callable[[Event], Any] | str | None,
     *,
     max_attempts: int,
@@ -165,7 +165,7 @@ def relay(
 
 
 def _relay_heads(
-    storage: Storage,
+    storage: Store,
     sink: Callable[[Event], Any] | str,
     heads: list[tuple[Any, ...]],
     max_attempts: int,
@@ -188,7 +188,7 @@ def _relay_heads(
     return delivered, False
 
 
-def _claim(storage: Storage, row_id: int, attempts: int, timeout: float) -> bool:
+def _claim(storage: Store, row_id: int, attempts: int, timeout: float) -> bool:
     """Take the row for one delivery: its next attempt moves past the delivery's end, so another
     relay leaves it alone meanwhile. Counted from now, not from the round's start: the deliveries
     before it in the round may each have taken their timeout."""
@@ -215,7 +215,7 @@ def _attempt(
 
 
 def _record_failure(
-    storage: Storage, row_id: int, attempts: int, error: str, max_attempts: int
+    storage: Store, row_id: int, attempts: int, error: str, max_attempts: int
 ) -> None:
     next_at = utcnow() + timedelta(seconds=backoff(attempts))
     storage.outbox.failed_attempt(
@@ -228,17 +228,17 @@ def _record_failure(
 
 
 def outbox_rows(
-    storage: Storage, status: str | None = None, limit: int = 100
+    storage: Store, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Outbox rows as dicts (``data`` decoded), in delivery order."""
     return storage.outbox.rows(None if status is None else [status], limit)
 
 
-def retry_failed(storage: Storage, event_id: str | None = None) -> int:
+def retry_failed(storage: Store, event_id: str | None = None) -> int:
     """Put failed rows (all, or one) back to pending with a fresh attempt count."""
     return storage.outbox.retry_failed(utcnow(), event_id)
 
 
-def discard(storage: Storage, event_id: str | None = None) -> int:
+def discard(storage: Store, event_id: str | None = None) -> int:
     """Mark failed rows (all, or one) discarded, releasing the rows held behind them."""
     return storage.outbox.discard(event_id)

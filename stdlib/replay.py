@@ -45,7 +45,7 @@ from .kernel import (
     Trace,
 )
 from .serde import from_jsonable, loads
-from .storage import Storage
+from .storage import Store
 
 __all__ = ["Divergence", "FieldDiff", "Replay", "Step", "describe_command", "replay_instance"]
 
@@ -403,7 +403,7 @@ class Replay:
 
 
 def replay_instance(
-    storage: Storage, instance_id: str, workflow: Workflow[Any] | None = None
+    storage: Store, instance_id: str, workflow: Workflow[Any] | None = None
 ) -> Replay:
     """A :class:`Replay` of a stored instance (read in one read transaction; nothing written)."""
     stored = storage.stored(instance_id)

@@ -29,7 +29,7 @@ from .kernel import (
 from .outbox import relay
 from .replay import Replay, replay_instance
 from .serde import dumps, from_jsonable, to_jsonable
-from .storage import Storage
+from .storage import open_store
 from .worker import Worker, new_worker_id
 
 log = logging.getLogger("eddic")
@@ -74,7 +74,7 @@ class App:
         ):
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise ValueError(f"{what} must be an int >= 0, got {count!r}")
-        self.storage = Storage(
+        self.storage = open_store(
             db_url, synchronous=synchronous, busy_timeout_ms=int(busy_timeout_seconds * 1000)
         )
         self.service_name = service_name

@@ -38,7 +38,7 @@ from .kernel import (
 )
 from .leases import LeaseKeeper
 from .serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
-from .storage import Storage
+from .storage import Store
 from .storage.sqlite.steps import LeaseLost, StepWrite
 
 log = logging.getLogger("eddic")
@@ -49,7 +49,7 @@ class Worker:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Store,
         *,
         worker_id: str,
         service_name: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from .base import OutboxStore, Store, Stored
 from .sqlite.dbfile import StorageError
 from .sqlite.public_rows import DamagedRecord
 from .sqlite.steps import LeaseLost, StepWrite
@@ -18,4 +19,22 @@ from .sqlite.store import Storage
 #: callers that must not show a traceback (the CLI) catch these with ``StorageError``.
 DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-__all__ = ["DRIVER_ERRORS", "DamagedRecord", "LeaseLost", "StepWrite", "Storage", "StorageError"]
+
+def open_store(db_url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000) -> Store:
+    """The backend for ``db_url``, chosen once: today ``sqlite:///...`` (any other scheme is a
+    ``ValueError`` naming the supported ones). Opened by ``Store.open``."""
+    return Storage(db_url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+
+
+__all__ = [
+    "DRIVER_ERRORS",
+    "DamagedRecord",
+    "LeaseLost",
+    "OutboxStore",
+    "StepWrite",
+    "Storage",
+    "StorageError",
+    "Store",
+    "Stored",
+    "open_store",
+]

@@ -16,12 +16,13 @@ import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlite_utils
 
 from ...clock import from_text, to_text, utcnow
 from ...kernel import Event, InstanceNotFound
+from ..base import Stored
 from . import mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
@@ -42,15 +43,6 @@ from .transactions import Connection, ReadTransaction, WriteTransaction, writer_
 from .writers import WriterLock
 
 _HISTORY_SELECT = ", ".join(f"h.{name}" for name in HISTORY_FIELDS)
-
-
-class Stored(NamedTuple):
-    """An instance as stored: its row, history rows, attempt rows by seq, event-wait seqs."""
-
-    row: dict[str, Any]
-    history: list[tuple[Any, ...]]
-    attempts: dict[int, tuple[Any, ...]]
-    waits: set[int]
 
 
 class Storage:

@@ -1,0 +1,147 @@
+"""The storage interface: what the runtime may ask of a backend, one unit of work per method.
+
+No connection, cursor or transaction crosses it in either direction: each method opens and
+ends its own unit of work, so the backends can differ where they really differ (SQLite:
+``BEGIN IMMEDIATE``, the writer lock, group commit; PostgreSQL: a pooled connection, READ
+COMMITTED, ``SKIP LOCKED``, ``NOTIFY``) without the runtime knowing. ``App``, the worker, the
+lease keeper, the relay and replay are typed against these protocols, so ``mypy --strict`` pins
+that they use nothing else.
+
+What a step commits is a :class:`~eddic.storage.sqlite.steps.StepWrite`: records as JSON texts,
+times, event-wait and attempt changes and the instance's new columns, fenced by the lease
+(owner, epoch); ``StepWrite.key`` is the backend's own handle on the instance, returned by
+``create`` and ``stored``/``acquire``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from ..kernel import Event
+from .sqlite.steps import StepWrite
+
+
+class Stored(NamedTuple):
+    """An instance as stored: its row, history rows, attempt rows by seq, event-wait seqs."""
+
+    row: dict[str, Any]
+    history: list[tuple[Any, ...]]
+    attempts: dict[int, tuple[Any, ...]]
+    waits: set[int]
+
+
+class OutboxStore(Protocol):
+    """``Store.outbox``: the rows of the transactional outbox, for the relay and the CLI."""
+
+    def due_heads(self, now: datetime, newest: int | None, limit: int) -> tuple[int, list[Any]]:
+        """``(newest, heads)``: each instance's due head row, up to row ``newest``."""
+
+    def claim(self, row_id: int, attempts: int, until: datetime, now: datetime) -> bool:
+        """Take a due row for one delivery until ``until``; False when another relay has it."""
+
+    def sent(self, row_id: int, attempts: int, now: datetime) -> None: ...
+
+    def failed_attempt(
+        self, row_id: int, *, attempts: int, error: str, next_at: datetime, give_up: bool
+    ) -> None: ...
+
+    def rows(self, statuses: Sequence[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Rows as dicts (``data`` decoded), in delivery order."""
+
+    def pending(self) -> bool: ...
+
+    def retry_failed(self, now: datetime, event_id: str | None = None) -> int: ...
+
+    def discard(self, event_id: str | None = None) -> int: ...
+
+
+class Store(Protocol):
+    """One backend, chosen once from the URL (``eddic.storage.open_store``)."""
+
+    db_url: str
+
+    @property
+    def outbox(self) -> OutboxStore:
+        """The outbox rows (a read-only attribute of the backend)."""
+
+    # -- lifecycle --
+    def open(self) -> None:
+        """Check the database, create or migrate its schema; idempotent. A database that is
+        not eddic's, damaged or from a newer eddic is refused untouched (``StorageError``)."""
+
+    def close(self) -> None: ...
+
+    # -- reading --
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        """The public dict of an instance; ``InstanceNotFound``."""
+
+    def list_instances(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Public dicts, newest first."""
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]: ...
+
+    def stored(self, instance_id: str) -> Stored:
+        """Everything a replay needs, in one read; ``InstanceNotFound``."""
+
+    def workflow_name(self, instance_id: str) -> str | None: ...
+
+    # -- instances and steps --
+    def create(
+        self, row: dict[str, Any], step: StepWrite, now: datetime, *, check_taken: bool = True
+    ) -> tuple[str | None, int]:
+        """Record a new instance with its first step: ``(None, key)``; for a taken id nothing
+        is written and ``(its workflow name, 0)`` returned."""
+
+    def commit_step(self, step: StepWrite, now: datetime) -> None:
+        """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
+
+    # -- leases --
+    def acquire(
+        self, instance_id: str, owner: str, now: datetime, default_timeout: float
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Take the lease if it is free or expired: ``(epoch, row)``, or None."""
+
+    def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool: ...
+
+    def release(self, instance_id: str, owner: str, epoch: int) -> None: ...
+
+    def park(
+        self, instance_id: str, owner: str, epoch: int, retry_at: datetime, error: str
+    ) -> bool:
+        """Store ``error``, release the lease, leave the instance until ``retry_at``."""
+
+    def unpark(self, instance_id: str, now: datetime) -> str | None:
+        """Make an unfinished instance due now; its status, or None when there is none."""
+
+    # -- work --
+    def due_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]: ...
+
+    def stale_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]: ...
+
+    def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None: ...
+
+    def outbox_pending(self) -> bool: ...
+
+    # -- events --
+    def mailbox(self, instance_id: str, types: Sequence[str]) -> dict[str, list[tuple[int, Event]]]:
+        """Unconsumed events of these types, by type, oldest first, as ``(id, event)``."""
+
+    def deliver(
+        self,
+        event_type: str,
+        payload: str,
+        *,
+        source: str,
+        event_id: str,
+        now: datetime,
+        instance_id: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """Store a sent event; ``(instance id, workflow name)`` of each instance reached."""
