@@ -1,0 +1,176 @@
+"""The storage contract: what every backend of ``eddic.storage.Store`` must do, tested through
+the interface alone (no SQL, no handles), once per backend: an SQLite file and ``:memory:``.
+A new backend joins by adding itself to ``BACKENDS``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eddic.clock import to_text
+from eddic.kernel import EddicError, InstanceNotFound
+from eddic.storage import LeaseLost, StepWrite, Store, open_store
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+BACKENDS: dict[str, Callable[[Path], str]] = {
+    "sqlite-file": lambda tmp: f"sqlite:///{tmp / 'contract.db'}",
+    "sqlite-memory": lambda tmp: "sqlite:///:memory:",
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    backend = open_store(BACKENDS[request.param](tmp_path))
+    backend.open()
+    backend.open()  # idempotent
+    yield backend
+    backend.close()
+
+
+def _row(iid: str, *, owner: str | None = "w1", until: datetime | None = None) -> dict[str, Any]:
+    return {
+        "instance_id": iid,
+        "workflow_name": "wf",
+        "status": "running",
+        "input_data": '"in"',
+        "created_at": to_text(T0),
+        "updated_at": to_text(T0),
+        "started_at": to_text(T0),
+        "service_name": "contract",
+        "lock_timeout_seconds": 60.0,
+        "lock_owner": owner,
+        "lock_epoch": 1,
+        "lock_expires_at": to_text(until or T0 + timedelta(seconds=60)),
+    }
+
+
+def _scheduled(iid: str, pos: int, seq: int, kind: str = "timer") -> tuple[Any, ...]:
+    return (iid, pos, seq, "scheduled", kind, "sleep", "{}", to_text(T0), None, None, None)
+
+
+def _create(store: Store, iid: str, **columns: Any) -> int:
+    """A new instance leased by w1 (epoch 1), with one scheduled record."""
+    step = StepWrite(iid, "w1", 1, columns=columns)
+    step.history = [_scheduled(iid, 1, 1)]
+    taken, key = store.create(_row(iid), step, T0)
+    assert taken is None
+    return key
+
+
+def test_create_then_read_back(store: Store) -> None:
+    _create(store, "i-1", wake_at=to_text(T0 + timedelta(seconds=5)))
+    info = store.get_instance("i-1")
+    assert (info["workflow_name"], info["status"], info["input_data"]) == ("wf", "running", "in")
+    assert info["wake_at"] == T0 + timedelta(seconds=5)
+    assert [(h["record"], h["seq"]) for h in store.history("i-1")] == [("scheduled", 1)]
+    stored = store.stored("i-1")
+    assert stored.row["instance_id"] == "i-1" and len(stored.history) == 1
+    assert store.workflow_name("i-1") == "wf" and store.workflow_name("nope") is None
+    with pytest.raises(InstanceNotFound):
+        store.get_instance("nope")
+    with pytest.raises(InstanceNotFound):
+        store.stored("nope")
+
+
+def test_a_taken_id_writes_nothing(store: Store) -> None:
+    _create(store, "i-1")
+    again = StepWrite("i-1", "w2", 1)
+    again.history = [_scheduled("i-1", 1, 1, kind="event")]
+    assert store.create(_row("i-1", owner="w2"), again, T0) == ("wf", 0)
+    assert store.history("i-1")[0]["kind"] == "timer"
+
+
+def test_the_lease_is_taken_only_when_free_or_expired_and_fences_every_write(store: Store) -> None:
+    key = _create(store, "i-1")
+    assert store.acquire("i-1", "w2", T0, 60) is None  # w1 holds it until T0 + 60 s
+    got = store.acquire("i-1", "w2", T0 + timedelta(seconds=61), 60)
+    assert got is not None and got[0] == 2
+    stale = StepWrite("i-1", "w1", 1, key=key, columns={"status": "failed"})
+    with pytest.raises(LeaseLost):
+        store.commit_step(stale, T0)
+    assert not store.renew("i-1", "w1", 1, T0 + timedelta(hours=1))
+    assert store.renew("i-1", "w2", 2, T0 + timedelta(hours=1))
+    step = StepWrite("i-1", "w2", 2, key=key, columns={"status": "waiting_for_timer"})
+    step.history = [("i-1", 2, 1, "resolved", None, None, None, to_text(T0), None, "null", None)]
+    store.commit_step(step, T0)
+    assert store.get_instance("i-1")["status"] == "waiting_for_timer"
+    assert len(store.history("i-1")) == 2
+    store.release("i-1", "w1", 1)  # not the holder: nothing happens
+    assert store.get_instance("i-1")["lock_owner"] == "w2"
+    store.release("i-1", "w2", 2)
+    assert store.get_instance("i-1")["lock_owner"] is None
+
+
+def test_due_work_and_the_next_wake_skip_what_cannot_run(store: Store) -> None:
+    soon = T0 + timedelta(seconds=10)
+    _create(store, "due", wake_at=to_text(soon))
+    store.release("due", "w1", 1)
+    assert store.due_instances(T0) == []
+    assert store.due_instances(soon) == [("due", "wf")]
+    assert store.next_wake() == soon
+    assert store.next_wake(exclude=["due"]) is None
+    assert store.park("due", "w1", 1, soon, '{"parked": true}') is False  # not its lease
+    got = store.acquire("due", "w1", T0, 60)
+    assert got is not None
+    retry_at = T0 + timedelta(minutes=5)
+    assert store.park("due", "w1", got[0], retry_at, '{"parked": true}')
+    assert store.due_instances(soon) == []  # parked
+    assert store.next_wake() == retry_at
+    assert store.get_instance("due")["retry_after"] == retry_at
+    assert store.unpark("due", soon) == "running"
+    assert store.due_instances(soon) == [("due", "wf")]
+    assert store.unpark("nope", soon) is None
+
+
+def test_a_stale_lease_is_recovery_work(store: Store) -> None:
+    _create(store, "stale")
+    assert store.stale_instances(T0) == []
+    assert store.stale_instances(T0 + timedelta(seconds=61)) == [("stale", "wf")]
+
+
+def test_events_reach_the_mailbox_once(store: Store) -> None:
+    _create(store, "i-1")
+    step = StepWrite("i-1", "w1", 1, columns={"status": "waiting_for_event"})
+    step.waits_added = [(2, "paid", None)]
+    store.commit_step(step, T0)
+    reached = store.deliver("paid", '{"n": 1}', source="s", event_id="e1", now=T0)
+    assert reached == [("i-1", "wf")]  # a broadcast: i-1 waits on "paid"
+    assert store.deliver("paid", '{"n": 1}', source="s", event_id="e1", now=T0) == []
+    targeted = store.deliver("other", "2", source="s", event_id="e2", now=T0, instance_id="i-1")
+    assert targeted == [("i-1", "wf")]
+    box = store.mailbox("i-1", ["other", "paid"])
+    assert [e.id for _mid, e in box["paid"]] == ["e1"] and box["paid"][0][1].data == {"n": 1}
+    assert [e.data for _mid, e in box["other"]] == [2]
+    with pytest.raises(InstanceNotFound):
+        store.deliver("paid", "1", source="s", event_id="e3", now=T0, instance_id="nope")
+
+
+def test_a_finished_instance_takes_no_event(store: Store) -> None:
+    _create(store, "done", status="completed")
+    with pytest.raises(EddicError, match="finished"):
+        store.deliver("x", "1", source="s", event_id="e", now=T0, instance_id="done")
+
+
+def test_outbox_rows_are_claimed_by_one_relay_at_a_time(store: Store) -> None:
+    step = StepWrite("i-1", "w1", 1)
+    step.history = [_scheduled("i-1", 1, 1)]
+    step.outbox = [("ev-1", "i-1", 1, "t", "s", "{}", to_text(T0), to_text(T0))]
+    assert store.create(_row("i-1"), step, T0)[0] is None
+    assert store.outbox_pending()
+    newest, heads = store.outbox.due_heads(T0, None, 10)
+    assert len(heads) == 1
+    row_id, attempts = heads[0][0], heads[0][7]
+    until = T0 + timedelta(seconds=40)
+    assert store.outbox.claim(row_id, attempts, until, T0)
+    assert not store.outbox.claim(row_id, attempts, until, T0)  # another relay: no
+    store.outbox.failed_attempt(row_id, attempts=1, error="boom", next_at=T0, give_up=True)
+    assert [r["status"] for r in store.outbox.rows()] == ["failed"]
+    assert store.outbox.retry_failed(T0) == 1
+    store.outbox.sent(row_id, 2, T0)
+    assert not store.outbox_pending() and store.outbox.rows(["sent"])[0]["attempts"] == 2
+    assert store.outbox.due_heads(T0, newest, 10)[1] == []
