@@ -1,0 +1,1 @@
+"""The PostgreSQL backend (``eddic[postgres]``): ``PostgresStorage`` in ``store``."""

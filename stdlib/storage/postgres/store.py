@@ -1,0 +1,445 @@
+"""PostgreSQL storage: the methods of SQLite's ``Storage``, each one unit of work (``units``).
+
+``PostgresStorage(db_url)`` takes ``postgresql://user:pw@host:port/db`` (or ``postgres://``)
+with an optional ``?schema=NAME`` (default ``eddic``, created when missing). Rows come back in
+the shape SQLite's do (times as ISO text, see ``rows``), so the runtime reads both alike.
+Differences from SQLite, all below the interface: a pool of connections instead of one per
+thread; READ COMMITTED with row locks instead of one writer at a time (``steps`` and
+``mailbox`` say which lock closes which race); ``claim`` takes a batch of leases in one
+statement with ``FOR UPDATE SKIP LOCKED``; ``wait``/``wake`` are LISTEN/NOTIFY (``listener``);
+a unit whose connection drops is run again, never twice (``units``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ...clock import from_text
+from ...kernel import Event, InstanceNotFound
+from ..base import Store, Stored
+from ..sqlite.public_rows import HISTORY_FIELDS, decoded_history, public_instance
+from ..sqlite.steps import StepWrite, step_columns
+from . import mailbox, steps
+from .listener import Listener
+from .outbox_rows import PostgresOutboxRows
+from .rows import as_dicts, text_tuple, texts
+from .schema import migrate
+from .steps import Cursor
+from .units import Units
+from .url import parse_postgres_url, password_of
+
+_FINISHED = "('completed','failed','cancelled')"
+_HISTORY_SELECT = f"SELECT {', '.join(HISTORY_FIELDS)} FROM history WHERE instance_id = %s"
+# What is due or stale now (%(now)s): the union of due_instances' and stale_instances' rules.
+_CLAIMABLE = (
+    f"status NOT IN {_FINISHED} "
+    "AND (lock_owner IS NULL OR lock_expires_at < %(now)s) "
+    "AND (retry_after IS NULL OR retry_after <= %(now)s) "
+    "AND ((wake_at IS NOT NULL AND wake_at <= %(now)s) "
+    "OR (status IN ('running','compensating') AND wake_at IS NULL))"
+)
+# A lease of the instance's own timeout, or the default (0 counts as unset, as on SQLite).
+_LEASE_UNTIL = (
+    "%(now)s::timestamptz + make_interval(secs => "
+    "coalesce(nullif(i.lock_timeout_seconds, 0), %(default)s))"
+)
+
+
+class PostgresStorage:
+    """Storage on one PostgreSQL schema. Threads share a pool of connections."""
+
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        max_connections: int = 10,
+        connect_timeout: float = 10.0,
+        application_name: str = "eddic",
+    ) -> None:
+        self.db_url = db_url
+        self.url = parse_postgres_url(db_url)
+        self.schema = self.url.schema
+        self.units = Units(
+            self.url,
+            password_of(db_url),
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            application_name=application_name,
+        )
+        self.outbox = PostgresOutboxRows(self.units)
+        self._listener = Listener(self.units)
+        self._opened = False
+
+    # -- connections --
+
+    def open(self) -> None:
+        """Connect, then create or migrate the schema (refusing a newer one). Idempotent."""
+        if self._opened:
+            return
+        self.units.run(lambda cur: migrate(cur, self.schema, self.url.redacted))
+        self._opened = True
+
+    def close(self) -> None:
+        self._listener.close()
+        self.units.close()
+        self._opened = False
+
+    def wait(self, timeout: float) -> bool:
+        """Until a commit of any process creates work (NOTIFY), ``wake()``, or ``timeout``."""
+        return self._listener.wait(timeout)
+
+    def wake(self) -> None:
+        self._listener.wake()
+
+    # -- reads --
+
+    def _instance_row(self, cur: Cursor, instance_id: str) -> dict[str, Any] | None:
+        cur.execute("SELECT * FROM instances WHERE instance_id = %s", [instance_id])
+        rows = as_dicts(cur)
+        return texts(rows[0]) if rows else None
+
+    def _history_rows(self, cur: Cursor, instance_id: str) -> list[tuple[Any, ...]]:
+        cur.execute(_HISTORY_SELECT + " ORDER BY pos", [instance_id])
+        return [text_tuple(r) for r in cur.fetchall()]
+
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        """The instance as a dict of JSON-compatible values and aware UTC datetimes."""
+        row = self.units.run(lambda cur: self._instance_row(cur, instance_id), write=False)
+        if row is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+        return public_instance(row)
+
+    def list_instances(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Instances newest first (``created_at``, then insert order), filtered."""
+        statuses = [status] if isinstance(status, str) else status
+        where, params = _filter(statuses, workflow)
+        sql = f"SELECT * FROM instances{where} ORDER BY created_at DESC, ikey DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+
+        def work(cur: Cursor) -> list[dict[str, Any]]:
+            cur.execute(sql, params)
+            return as_dicts(cur)
+
+        return [public_instance(texts(r)) for r in self.units.run(work, write=False)]
+
+    def count_instances(
+        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+    ) -> int:
+        where, params = _filter(status, workflow)
+
+        def work(cur: Cursor) -> int:
+            cur.execute(f"SELECT count(*) FROM instances{where}", params)
+            return int(_one(cur))
+
+        return self.units.run(work, write=False)
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's history, one decoded dict per record (for display)."""
+
+        def work(cur: Cursor) -> list[tuple[Any, ...]] | None:
+            if self._instance_row(cur, instance_id) is None:
+                return None
+            return self._history_rows(cur, instance_id)
+
+        rows = self.units.run(work, write=False)
+        if rows is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+        return decoded_history(rows)
+
+    def stored(self, instance_id: str) -> Stored:
+        """Everything a replay of the instance needs, read in one transaction.
+
+        READ COMMITTED gives each statement its own snapshot; the instance's row is read
+        ``FOR SHARE`` first, so no step of it commits between the reads that follow."""
+
+        def work(cur: Cursor) -> Stored | None:
+            cur.execute("SELECT * FROM instances WHERE instance_id = %s FOR SHARE", [instance_id])
+            found = as_dicts(cur)
+            if not found:
+                return None
+            cur.execute(
+                "SELECT seq, started, failures, next_at, last_failure FROM attempts "
+                "WHERE instance_id = %s",
+                [instance_id],
+            )
+            attempts = {r[0]: text_tuple(r[1:]) for r in cur.fetchall()}
+            return Stored(
+                texts(found[0]),
+                self._history_rows(cur, instance_id),
+                attempts,
+                mailbox.waits_of(cur, instance_id),
+            )
+
+        stored = self.units.run(work, write=False)
+        if stored is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+        return stored
+
+    def workflow_name(self, instance_id: str) -> str | None:
+        """The workflow the instance with this id runs, or None when there is none."""
+
+        def work(cur: Cursor) -> str | None:
+            cur.execute("SELECT workflow_name FROM instances WHERE instance_id = %s", [instance_id])
+            row = cur.fetchone()
+            return None if row is None else str(row[0])
+
+        return self.units.run(work, write=False)
+
+    # -- writes --
+
+    def create(
+        self, row: dict[str, Any], step: StepWrite, now: datetime, *, check_taken: bool = True
+    ) -> tuple[str | None, int]:
+        """Insert a new instance and its first step: ``(None, key)``. For an id already taken,
+        write nothing and return ``(its workflow name, 0)``. ``check_taken`` is accepted for
+        SQLite's signature: the insert's ``ON CONFLICT`` checks in the same statement."""
+
+        def work(cur: Cursor) -> tuple[str | None, int]:
+            key = steps.insert_instance(cur, {**row, **step_columns(step)})
+            if key is None:
+                cur.execute(
+                    "SELECT workflow_name FROM instances WHERE instance_id = %s",
+                    [row["instance_id"]],
+                )
+                return str(_one(cur)), 0
+            step.key = key
+            steps.write_rows(cur, step, now)
+            return None, key
+
+        return self.units.run(work, notify=lambda result: result[0] is None)
+
+    def commit_step(self, step: StepWrite, now: datetime) -> None:
+        """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
+        self.units.run(
+            lambda cur: steps.write_step(cur, step, now),
+            notify=lambda _: steps.creates_work(step),
+        )
+
+    def acquire(
+        self, instance_id: str, owner: str, now: datetime, default_timeout: float
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Take the lease if it is free or expired: ``(epoch, row)``, or None."""
+
+        def work(cur: Cursor) -> tuple[int, dict[str, Any]] | None:
+            cur.execute(
+                f"UPDATE instances i SET lock_owner = %(owner)s, lock_epoch = i.lock_epoch + 1, "
+                f"lock_expires_at = {_LEASE_UNTIL} WHERE instance_id = %(id)s "
+                f"AND status NOT IN {_FINISHED} "
+                "AND (lock_owner IS NULL OR lock_expires_at IS NULL "
+                "OR lock_expires_at <= %(now)s) RETURNING *",
+                {"owner": owner, "now": now, "default": default_timeout, "id": instance_id},
+            )
+            got = as_dicts(cur)
+            if not got:
+                return None
+            row = texts(got[0])
+            row["last_pos"] = _last_positions(cur, [instance_id]).get(instance_id, 0)
+            return int(row["lock_epoch"]), row
+
+        return self.units.run(work)
+
+    def claim(
+        self, now: datetime, owner: str, limit: int, default_timeout: float
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Take the leases of up to ``limit`` due or stale instances in one statement:
+        ``(epoch, row)`` each, as ``acquire`` gives. ``SKIP LOCKED`` passes over rows another
+        claimer (or a committing step) holds, so concurrent claimers never wait on each other
+        and never claim one instance twice; a small ``limit`` keeps each claim's locks few."""
+
+        def work(cur: Cursor) -> list[tuple[int, dict[str, Any]]]:
+            cur.execute(
+                "WITH picked AS (SELECT instance_id FROM instances "
+                f"WHERE {_CLAIMABLE} ORDER BY coalesce(wake_at, updated_at) "
+                "LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                "UPDATE instances i SET lock_owner = %(owner)s, lock_epoch = i.lock_epoch + 1, "
+                f"lock_expires_at = {_LEASE_UNTIL} FROM picked "
+                "WHERE i.instance_id = picked.instance_id RETURNING i.*",
+                {"owner": owner, "now": now, "default": default_timeout, "limit": limit},
+            )
+            rows = [texts(r) for r in as_dicts(cur)]
+            last = _last_positions(cur, [r["instance_id"] for r in rows])
+            for r in rows:
+                r["last_pos"] = last.get(r["instance_id"], 0)
+            return [(int(r["lock_epoch"]), r) for r in rows]
+
+        return self.units.run(work)
+
+    def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
+        return self._fenced(
+            "UPDATE instances SET lock_expires_at = %s "
+            "WHERE instance_id = %s AND lock_owner = %s AND lock_epoch = %s",
+            [expires, instance_id, owner, epoch],
+        )
+
+    def release(self, instance_id: str, owner: str, epoch: int) -> None:
+        self._fenced(
+            "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL "
+            "WHERE instance_id = %s AND lock_owner = %s AND lock_epoch = %s",
+            [instance_id, owner, epoch],
+            notify=True,  # handed back: another worker may take it on now
+        )
+
+    def park(
+        self, instance_id: str, owner: str, epoch: int, retry_at: datetime, error: str
+    ) -> bool:
+        """Park an instance whose step failed (see SQLite's ``Storage.park``). True when parked."""
+        return self._fenced(
+            "UPDATE instances SET retry_after = %s, error = %s, updated_at = now(), "
+            "lock_owner = NULL, lock_expires_at = NULL "
+            "WHERE instance_id = %s AND lock_owner = %s AND lock_epoch = %s",
+            [retry_at, error, instance_id, owner, epoch],
+            notify=True,  # a new wake time: sleeping workers recompute theirs
+        )
+
+    def _fenced(self, sql: str, params: list[Any], *, notify: bool = False) -> bool:
+        def work(cur: Cursor) -> bool:
+            cur.execute(sql, params)
+            return cur.rowcount == 1
+
+        return self.units.run(work, notify=(lambda done: done) if notify else None)
+
+    def unpark(self, instance_id: str, now: datetime) -> str | None:
+        """Make an instance due now (``App.retry``); its status, or None when there is none."""
+
+        def work(cur: Cursor) -> str | None:
+            cur.execute(
+                "SELECT status FROM instances WHERE instance_id = %s FOR UPDATE", [instance_id]
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            if row[0] not in ("completed", "failed", "cancelled"):
+                cur.execute(
+                    "UPDATE instances SET retry_after = NULL, wake_at = %s WHERE instance_id = %s",
+                    [now, instance_id],
+                )
+            return str(row[0])
+
+        return self.units.run(work, notify=lambda status: status is not None)
+
+    # -- events --
+
+    def mailbox(self, instance_id: str, types: Sequence[str]) -> dict[str, list[tuple[int, Event]]]:
+        """The instance's unconsumed events of these types, by type, oldest first."""
+        return self.units.run(lambda cur: mailbox.unconsumed(cur, instance_id, types), write=False)
+
+    def deliver(
+        self,
+        event_type: str,
+        payload: str,
+        *,
+        source: str,
+        event_id: str,
+        now: datetime,
+        instance_id: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """Store a sent event; the instances reached, with their workflow names."""
+        return self.units.run(
+            lambda cur: mailbox.deliver(
+                cur,
+                event_type,
+                payload,
+                source=source,
+                event_id=event_id,
+                now=now,
+                instance_id=instance_id,
+            ),
+            notify=bool,
+        )
+
+    # -- work queues --
+
+    def due_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """Instances with a due wake time and no live lease."""
+        return self._pairs(
+            "SELECT instance_id, workflow_name FROM instances WHERE wake_at IS NOT NULL "
+            "AND wake_at <= %(now)s AND (lock_owner IS NULL OR lock_expires_at < %(now)s) "
+            "AND (retry_after IS NULL OR retry_after <= %(now)s) "
+            f"AND status NOT IN {_FINISHED} ORDER BY wake_at LIMIT %(limit)s",
+            {"now": now, "limit": limit},
+        )
+
+    def stale_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """Running or compensating instances whose lease expired (or was never renewed)."""
+        return self._pairs(
+            "SELECT instance_id, workflow_name FROM instances "
+            "WHERE status IN ('running','compensating') "
+            "AND (lock_owner IS NULL OR lock_expires_at < %(now)s) "
+            "AND (wake_at IS NULL OR wake_at <= %(now)s) "
+            "AND (retry_after IS NULL OR retry_after <= %(now)s) "
+            "ORDER BY updated_at LIMIT %(limit)s",
+            {"now": now, "limit": limit},
+        )
+
+    def _pairs(self, sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+        def work(cur: Cursor) -> list[tuple[str, str]]:
+            cur.execute(sql, params)
+            return [(r[0], r[1]) for r in cur.fetchall()]
+
+        return self.units.run(work, write=False)
+
+    def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None:
+        """When the earliest instance ``due_instances`` will return becomes due (see SQLite's
+        ``Storage.next_wake``). ``GREATEST`` skips NULLs, as SQLite's ``''`` stand-ins do."""
+
+        def work(cur: Cursor) -> Any:
+            cur.execute(
+                "SELECT min(greatest(wake_at, retry_after, "
+                "CASE WHEN lock_owner IS NULL THEN NULL ELSE lock_expires_at END)) "
+                f"FROM instances WHERE wake_at IS NOT NULL AND status NOT IN {_FINISHED} "
+                "AND instance_id <> ALL(%s)",
+                [list(exclude)],
+            )
+            return _one(cur)
+
+        found = self.units.run(work, write=False)
+        return None if found is None else from_text(texts({"t": found})["t"])
+
+    def outbox_pending(self) -> bool:
+        return self.outbox.pending()
+
+
+def _one(cur: Cursor) -> Any:
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _filter(statuses: Sequence[str] | None, workflow: str | None) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        where.append("status = ANY(%s)")
+        params.append(list(statuses))
+    if workflow is not None:
+        where.append("workflow_name = %s")
+        params.append(workflow)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def _last_positions(cur: Cursor, instance_ids: list[str]) -> dict[str, int]:
+    """The number of history rows of each instance (the worker's cache check). A statement of
+    its own, after the lease's UPDATE: at READ COMMITTED it sees a step that committed while
+    the UPDATE waited for that step's row lock, which the UPDATE's own snapshot does not."""
+    if not instance_ids:
+        return {}
+    cur.execute(
+        "SELECT instance_id, max(pos) FROM history WHERE instance_id = ANY(%s) "
+        "GROUP BY instance_id",
+        [instance_ids],
+    )
+    return {r[0]: int(r[1]) for r in cur.fetchall()}
+
+
+def _is_a_store(storage: PostgresStorage) -> Store:
+    return storage  # mypy checks here that this backend has the whole interface
