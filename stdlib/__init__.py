@@ -27,7 +27,7 @@ from .kernel import (
     WorkflowFailed,
 )
 from .retry import RetryPolicy
-from .runtime import App
+from .runtime.app import App
 
 __all__ = [
     "ActivityContext",

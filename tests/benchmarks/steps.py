@@ -32,8 +32,8 @@ from benchlib import describe_dir, median, profile, scratch_dir
 
 from eddic import App, Sleep, activity, workflow
 from eddic.clock import from_text
-from eddic.instance import decode_records
 from eddic.kernel import CallActivity, Interpreter, Record, Resolved, Scheduled
+from eddic.runtime.instance import decode_records
 from eddic.serde import loads
 from eddic.storage import Storage
 
@@ -150,7 +150,7 @@ def timed_everywhere(func: Any, sink: dict[str, float], label: str) -> Iterator[
 def loader_class() -> Any:
     """The class whose ``_load`` rebuilds an instance by replay (``Worker``; ``App`` earlier)."""
     try:
-        from eddic.worker import Worker
+        from eddic.runtime.worker import Worker
     except ImportError:
         return App
     return Worker if hasattr(Worker, "_load") else App

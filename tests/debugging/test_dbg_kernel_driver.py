@@ -18,8 +18,8 @@ from eddic import (
     WaitEvent,
     WorkflowContext,
 )
+from eddic.debug.replay import Replay
 from eddic.kernel import ActivityRef, CallActivity, Phase, Resolved, Scheduled
-from eddic.replay import Replay
 from eddic.testing import DEFAULT_START, WorkflowDriver
 
 T0 = DEFAULT_START

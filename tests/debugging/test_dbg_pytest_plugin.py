@@ -75,7 +75,7 @@ def test_the_plugin_is_registered_by_its_entry_point(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(
         [
-            "*fixtures defined from eddic.pytest_plugin*",
+            "*fixtures defined from eddic.testing.pytest_plugin*",
             "eddic_env*",
             "*in-memory eddic app under frozen time*",
         ]

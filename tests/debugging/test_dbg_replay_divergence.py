@@ -21,7 +21,7 @@ from eddic import (
     on_failure,
     workflow,
 )
-from eddic.replay import Divergence, Step
+from eddic.debug.replay import Divergence, Step
 from eddic.testing import FrozenClock, WorkflowEnvironment
 
 ran: list[str] = []

@@ -28,8 +28,8 @@ from eddic import (
     on_failure,
     workflow,
 )
+from eddic.debug.replay import Step
 from eddic.kernel import Phase, derived_uuid
-from eddic.replay import Step
 from eddic.testing import DEFAULT_START, WorkflowEnvironment
 
 T0 = DEFAULT_START

@@ -32,7 +32,7 @@ from eddic import (
     workflow,
 )
 from eddic.decorators import Activity
-from eddic.executor import Outcome, run_attempt
+from eddic.runtime.executor import Outcome, run_attempt
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

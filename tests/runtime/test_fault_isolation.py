@@ -295,7 +295,7 @@ def fi_refused_publish(ctx: WorkflowContext) -> str:
 
 
 def test_a_refused_publish_replays_and_drives_the_same_way_everywhere(app: App) -> None:
-    from eddic.kernel_driver import WorkflowDriver
+    from eddic.testing.kernel_driver import WorkflowDriver
 
     iid = app.start(fi_refused_publish)
     assert app.result(iid) == "published"

@@ -171,7 +171,7 @@ def test_a_drawn_id_that_is_already_taken_fails_the_start_and_leaves_the_first_a
     # A start without an id skips the "is this id taken" read: a uuid4 never repeats in
     # practice, and if it did, the unique id makes the insert fail with nothing written.
     first = app.start(saga_order, input=order())
-    monkeypatch.setattr("eddic.runtime.uuid.uuid4", lambda: uuid.UUID(first))
+    monkeypatch.setattr("eddic.runtime.app.uuid.uuid4", lambda: uuid.UUID(first))
     calls.clear()
     with pytest.raises(sqlite3.IntegrityError, match="instance_id"):
         app.start(saga_order, input=order(fail_at="ship"))

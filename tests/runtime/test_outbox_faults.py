@@ -29,7 +29,7 @@ from freezegun import freeze_time
 from eddic import App, Event, Publish, WorkflowContext, workflow
 from eddic.cli import main as cli_main
 from eddic.clock import from_text, utcnow
-from eddic.outbox import backoff
+from eddic.runtime.outbox import backoff
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SECRETS = ("user", "s3cret", "token", "t0ken", "sig")

@@ -15,10 +15,10 @@ from typing import Any
 
 import sqlite_utils
 
+from ...debug.replay import Replay
 from ...decorators import Workflow
-from ...instance import decode_records
 from ...kernel import EddicError, InstanceNotFound
-from ...replay import Replay
+from ...runtime.instance import decode_records
 from .dbfile import StorageError, check_schema, open_read_only, parse_db_url
 from .outbox_rows import select_outbox
 from .public_rows import (

@@ -1,6 +1,6 @@
 """The SQL of the transactional outbox: the rows the relay delivers, claims and marks.
 
-The relay's policy (which rows, when, how often, what a failure means) is ``eddic.outbox``;
+The relay's policy (which rows, when, how often, what a failure means) is ``eddic.runtime.outbox``;
 this module only reads and writes the rows, each function inside a transaction its caller
 (``Storage``) opens.
 """

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .kernel import Failure
+from ..kernel import Failure
 
 
 def is_exit_request(exc: BaseException) -> bool:

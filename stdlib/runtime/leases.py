@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .clock import utcnow
-from .storage import Store
+from ..clock import utcnow
+from ..storage import Store
 
 log = logging.getLogger("eddic")
 

@@ -15,7 +15,7 @@
                 "compensation cancel_reservation: completed",
             ])
 
-The pytest plugin (:mod:`eddic.pytest_plugin`) provides the same thing as the ``eddic_env``
+The pytest plugin (:mod:`eddic.testing.pytest_plugin`) provides the same thing as the ``eddic_env``
 fixture. :class:`WorkflowDriver` tests a workflow on the kernel alone, with no database at all.
 """
 
@@ -31,14 +31,14 @@ from unittest import mock
 
 from freezegun import freeze_time
 
-from .clock import utcnow
-from .decorators import Activity, Workflow, find_activity
-from .kernel import RUN_TO_COMPLETION, EddicError, Event
+from ..clock import utcnow
+from ..debug.replay import Replay
+from ..debug.timeline import Entry, build
+from ..decorators import Activity, Workflow, find_activity
+from ..kernel import RUN_TO_COMPLETION, EddicError, Event
+from ..runtime.app import App
+from ..runtime.outbox import outbox_rows
 from .kernel_driver import DEFAULT_START, WorkflowDriver
-from .outbox import outbox_rows
-from .replay import Replay
-from .runtime import App
-from .timeline import Entry, build
 
 __all__ = [
     "DEFAULT_START",
@@ -181,7 +181,7 @@ def mock_activity(
 
 
 class HistoryView(Sequence[Entry]):
-    """An instance's history as :class:`~eddic.timeline.Entry` objects, one per command."""
+    """An instance's history as :class:`~eddic.debug.timeline.Entry` objects, one per command."""
 
     def __init__(self, instance_id: str, entries: list[Entry]) -> None:
         self.instance_id = instance_id

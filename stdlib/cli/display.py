@@ -15,10 +15,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .clock import utcnow
-from .kernel import RUN_TO_COMPLETION
-from .replay import Divergence, Step
-from .timeline import FINISHED, Entry
+from ..clock import utcnow
+from ..debug.replay import Divergence, Step
+from ..debug.timeline import FINISHED, Entry
+from ..kernel import RUN_TO_COMPLETION
 
 __all__ = [
     "call_text",

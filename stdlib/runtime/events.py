@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from .kernel import Event, Failure, Pending, Resolved
+from ..kernel import Event, Failure, Pending, Resolved
 
 
 class Due(NamedTuple):

@@ -8,7 +8,7 @@ row failed, which holds back that instance's later rows (never another instance'
 
 Whatever a sink does (refuses, redirects, answers garbage, raises, hangs, trickles) is one failed
 attempt, bounded by the timeout from end to end, and never an exception out of the relay; an
-error text never holds a URL's credentials or query (:mod:`eddic.http_sink`).
+error text never holds a URL's credentials or query (:mod:`eddic.runtime.http_sink`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from .clock import from_text, utcnow
+from ..clock import from_text, utcnow
+from ..kernel import Event
+from ..serde import loads
+from ..storage import Store
 from .http_sink import Exchange, SinkError, SinkTimeout, cut, redact, target_of
-from .kernel import Event
-from .serde import loads
-from .storage import Store
 
 #: How long a claim outlasts the delivery's timeout: room for the commit that follows it.
 _CLAIM_MARGIN = 30.0

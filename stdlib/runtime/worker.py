@@ -19,14 +19,10 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import events
-from .clock import to_text, utcnow
-from .context import ActivityContext
-from .decorators import Workflow, get_workflow
-from .executor import Outcome, run_attempt
-from .faults import error_json, is_exit_request, parked_json
-from .instance import LiveInstance, decode_records, event_to_json, resolve_activity
-from .kernel import (
+from ..clock import to_text, utcnow
+from ..context import ActivityContext
+from ..decorators import Workflow, get_workflow
+from ..kernel import (
     RUN_TO_COMPLETION,
     EddicError,
     Failure,
@@ -36,10 +32,14 @@ from .kernel import (
     Scheduled,
     derived_uuid,
 )
+from ..serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
+from ..storage import Store
+from ..storage.sqlite.steps import LeaseLost, StepWrite
+from . import events
+from .executor import Outcome, run_attempt
+from .faults import error_json, is_exit_request, parked_json
+from .instance import LiveInstance, decode_records, event_to_json, resolve_activity
 from .leases import LeaseKeeper
-from .serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
-from .storage import Store
-from .storage.sqlite.steps import LeaseLost, StepWrite
 
 log = logging.getLogger("eddic")
 

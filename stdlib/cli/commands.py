@@ -4,7 +4,7 @@
 ``--app``) and finds the database. Read-only commands open it with :class:`ReadOnlyDatabase`;
 commands that write get an initialised :class:`~eddic.App`.
 
-What a command prints from the database goes through :mod:`eddic.display`, which escapes stored
+What a command prints from the database goes through :mod:`eddic.cli.display`, which escapes stored
 text; a record that cannot be read (``DamagedRecord``) is reported with the instance and record
 it is in, and ``list`` and ``check`` go on with the other instances.
 """
@@ -23,17 +23,17 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ..debug.replay import Replay, Step
+from ..debug.timeline import FINISHED, build
+from ..decorators import get_workflow
+from ..kernel import EddicError, UnknownWorkflow
+from ..runtime.app import App
+from ..runtime.outbox import discard, retry_failed
+from ..storage.sqlite.dbfile import StorageError
+from ..storage.sqlite.dbview import ReadOnlyDatabase
+from ..storage.sqlite.public_rows import DamagedRecord
 from . import display
-from .decorators import get_workflow
 from .display import escape
-from .kernel import EddicError, UnknownWorkflow
-from .outbox import discard, retry_failed
-from .replay import Replay, Step
-from .runtime import App
-from .storage.sqlite.dbfile import StorageError
-from .storage.sqlite.dbview import ReadOnlyDatabase
-from .storage.sqlite.public_rows import DamagedRecord
-from .timeline import FINISHED, build
 
 EXIT_OK, EXIT_DIVERGED, EXIT_ERROR = 0, 1, 2
 STATUSES = (

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .instance import resolve_activity
-from .kernel import CallActivity, Command, Publish, Scheduled, Sleep, SleepUntil, WaitEvent
-from .serde import to_jsonable
+from ..kernel import CallActivity, Command, Publish, Scheduled, Sleep, SleepUntil, WaitEvent
+from ..runtime.instance import resolve_activity
+from ..serde import to_jsonable
 
 __all__ = ["Divergence", "FieldDiff", "describe_command", "record_fields"]
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .runtime import App
-    from .testing import FrozenClock, WorkflowEnvironment
+    from ..runtime.app import App
+    from . import FrozenClock, WorkflowEnvironment
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def eddic_start_time() -> datetime:
 @pytest.fixture
 def eddic_env(eddic_start_time: datetime) -> Iterator[WorkflowEnvironment]:
     """An in-memory eddic app under frozen time, closed (and overrides undone) after the test."""
-    from .testing import WorkflowEnvironment
+    from . import WorkflowEnvironment
 
     with WorkflowEnvironment(start=eddic_start_time) as env:
         yield env

@@ -15,7 +15,7 @@ of a decorated workflow is validated as ``App.start`` does; outcomes are sent in
     assert drv.status == "failed" and isinstance(drv.error, EventTimeout)
 
 ``drv.history`` is the record list the runtime would have stored; hand it to
-:class:`~eddic.replay.Replay` to step through it again.
+:class:`~eddic.debug.replay.Replay` to step through it again.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .context import WorkflowContext
-from .decorators import Workflow
-from .instance import check_command
-from .kernel import (
+from ..context import WorkflowContext
+from ..decorators import Workflow
+from ..kernel import (
     RUN_TO_COMPLETION,
     EddicError,
     Event,
@@ -40,6 +39,7 @@ from .kernel import (
     Resolved,
     activity_name,
 )
+from ..runtime.instance import check_command
 
 __all__ = ["DEFAULT_START", "WorkflowDriver"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from .kernel import EddicError
+from ..kernel import EddicError
 
 #: Longest error text stored for a row.
 MAX_ERROR = 1000

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .kernel import RUN_TO_COMPLETION
+from ..kernel import RUN_TO_COMPLETION
 
 __all__ = ["FINISHED", "Entry", "build"]
 

@@ -22,10 +22,10 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .context import ActivityContext, PublishedEvent
-from .decorators import Activity
-from .kernel import CallActivity, Failure
-from .serde import SerializationError, conform, dumps, from_jsonable, to_jsonable
+from ..context import ActivityContext, PublishedEvent
+from ..decorators import Activity
+from ..kernel import CallActivity, Failure
+from ..serde import SerializationError, conform, dumps, from_jsonable, to_jsonable
 
 
 @dataclass

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .clock import from_text, to_text
-from .context import WorkflowContext
-from .decorators import Activity, Workflow, find_activity
-from .kernel import (
+from ..clock import from_text, to_text
+from ..context import WorkflowContext
+from ..decorators import Activity, Workflow, find_activity
+from ..kernel import (
     RUN_TO_COMPLETION,
     CallActivity,
     Command,
@@ -26,7 +26,7 @@ from .kernel import (
     Resolved,
     Scheduled,
 )
-from .serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
+from ..serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
 
 
 class Survey(NamedTuple):

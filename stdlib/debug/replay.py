@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .clock import from_text
-from .context import WorkflowContext
-from .decorators import Workflow, get_workflow
-from .divergence import Divergence, FieldDiff, describe_command, record_fields
-from .instance import check_command, decode_records
-from .kernel import (
+from ..clock import from_text
+from ..context import WorkflowContext
+from ..decorators import Workflow, get_workflow
+from ..kernel import (
     RUN_TO_COMPLETION,
     Command,
     Interpreter,
@@ -44,8 +42,10 @@ from .kernel import (
     Scheduled,
     Trace,
 )
-from .serde import from_jsonable, loads
-from .storage import Store
+from ..runtime.instance import check_command, decode_records
+from ..serde import from_jsonable, loads
+from ..storage import Store
+from .divergence import Divergence, FieldDiff, describe_command, record_fields
 
 __all__ = ["Divergence", "FieldDiff", "Replay", "Step", "describe_command", "replay_instance"]
 

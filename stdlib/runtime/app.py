@@ -1,7 +1,7 @@
 """``App``: durable execution of workflows on SQLite — the public face of the runtime.
 
 ``App`` starts instances, answers questions about them, delivers events and runs the worker
-loop; the step-by-step execution of an instance lives in :mod:`eddic.worker`.
+loop; the step-by-step execution of an instance lives in :mod:`eddic.runtime.worker`.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import validate
-from .clock import to_text, utcnow
-from .decorators import Workflow, get_workflow
-from .faults import is_exit_request
-from .instance import LiveInstance, event_to_json
-from .kernel import (
+from .. import validate
+from ..clock import to_text, utcnow
+from ..debug.replay import Replay, replay_instance
+from ..decorators import Workflow, get_workflow
+from ..kernel import (
     EddicError,
     InstanceExists,
     InstanceNotFound,
     WorkflowFailed,
 )
+from ..serde import dumps, from_jsonable, to_jsonable
+from ..storage import open_store
+from .faults import is_exit_request
+from .instance import LiveInstance, event_to_json
 from .outbox import relay
-from .replay import Replay, replay_instance
-from .serde import dumps, from_jsonable, to_jsonable
-from .storage import open_store
 from .worker import Worker, new_worker_id
 
 log = logging.getLogger("eddic")
@@ -257,7 +257,7 @@ class App:
     def replay(self, instance_id: str) -> Replay:
         """Replay the instance's history through the current code, one ``Step`` per command.
 
-        Runs no activity, sends no event, writes nothing (see :mod:`eddic.replay`).
+        Runs no activity, sends no event, writes nothing (see :mod:`eddic.debug.replay`).
         """
         self._ready()
         return replay_instance(self.storage, instance_id)

@@ -8,7 +8,7 @@ an instance), 2 an error (bad usage, missing database, unknown instance, code th
 import, a damaged record: named, with its instance, record and column, never a traceback).
 ``serve`` stops after the steps in progress on SIGTERM or Ctrl-C; a second one ends it at once
 with status 128 + the signal number (143 for SIGTERM, 130 for SIGINT). Stored text is printed
-with its control characters escaped. The subcommands live in :mod:`eddic.cli_commands`.
+with its control characters escaped. The subcommands live in :mod:`eddic.cli.commands`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .cli_commands import (
+from ..kernel import EddicError
+from ..storage import DRIVER_ERRORS, StorageError
+from .commands import (
     EXIT_ERROR,
     EXIT_OK,
     Session,
@@ -34,8 +36,6 @@ from .cli_commands import (
     cmd_show,
 )
 from .display import escape
-from .kernel import EddicError
-from .storage import DRIVER_ERRORS, StorageError
 
 __all__ = ["build_parser", "main"]
 
