@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..kernel import EddicError
-from ..storage import DRIVER_ERRORS, StorageError
+from ..storage import StorageError, driver_errors
 from .commands import (
     EXIT_ERROR,
     EXIT_OK,
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EddicError, StorageError, ValueError) as exc:
         print(f"eddic: error: {escape(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except DRIVER_ERRORS as exc:  # a file changed by hand past what the checks at open see
+    except driver_errors() as exc:  # a file changed by hand past what the checks at open see
         where = _database_of(session)
         print(f"eddic: error: {escape(f'{where}: {type(exc).__name__}: {exc}')}", file=sys.stderr)
         return EXIT_ERROR

@@ -2,12 +2,14 @@
 
 The runtime, the relay, replay and the CLI reach storage through the names exported here; SQL
 text and database drivers live only under this package (``tests/test_layering.py`` pins it).
-Today the one backend is SQLite (``storage/sqlite``).
+Two backends: SQLite (``storage/sqlite``) and PostgreSQL (``storage/postgres``, imported only
+for a ``postgresql://`` URL).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 from .base import OutboxStore, Store, Stored
 from .sqlite.dbfile import StorageError
@@ -15,19 +17,37 @@ from .sqlite.public_rows import DamagedRecord
 from .sqlite.steps import LeaseLost, StepWrite
 from .sqlite.store import Storage
 
-#: What a backend's driver may raise past eddic's own checks (a file changed by hand, say):
-#: callers that must not show a traceback (the CLI) catch these with ``StorageError``.
-DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """What a backend's driver may raise past eddic's own checks (a file changed by hand, a
+    server gone): callers that must not show a traceback (the CLI) catch these with
+    ``StorageError``. psycopg's errors are among them once it is loaded (never imported here)."""
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors += (psycopg.Error,)
+    return errors
 
 
 def open_store(db_url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000) -> Store:
-    """The backend for ``db_url``, chosen once: today ``sqlite:///...`` (any other scheme is a
-    ``ValueError`` naming the supported ones). Opened by ``Store.open``."""
+    """The backend for ``db_url``, chosen once: ``sqlite:///...`` or ``postgresql://...``
+    (also ``postgres://``; the ``eddic[postgres]`` extra). Any other scheme is a ``ValueError``
+    naming the supported ones. ``synchronous`` and ``busy_timeout_ms`` are SQLite's."""
+    if isinstance(db_url, str) and db_url.lower().startswith(_POSTGRES_SCHEMES):
+        try:
+            from .postgres.store import PostgresStorage
+        except ImportError as exc:  # psycopg or psycopg_pool missing
+            raise StorageError(
+                f"{db_url.split('://')[0]}:// URLs need the PostgreSQL extra: "
+                f"pip install 'eddic[postgres]' ({exc})"
+            ) from None
+        return PostgresStorage(db_url)
     return Storage(db_url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
 
 
 __all__ = [
-    "DRIVER_ERRORS",
     "DamagedRecord",
     "LeaseLost",
     "OutboxStore",
@@ -36,5 +56,6 @@ __all__ = [
     "StorageError",
     "Store",
     "Stored",
+    "driver_errors",
     "open_store",
 ]

@@ -1,6 +1,7 @@
 """The storage contract: what every backend of ``eddic.storage.Store`` must do, tested through
 the interface alone (no SQL, no handles), once per backend: an SQLite file and ``:memory:``.
-A new backend joins by adding itself to ``BACKENDS``."""
+A new backend joins by adding itself to ``BACKENDS``; PostgreSQL runs on the real server of
+``tests/pg_server.py``, in a fresh schema per test."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ from eddic.storage import LeaseLost, StepWrite, Store, open_store
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
-BACKENDS: dict[str, Callable[[Path], str]] = {
-    "sqlite-file": lambda tmp: f"sqlite:///{tmp / 'contract.db'}",
-    "sqlite-memory": lambda tmp: "sqlite:///:memory:",
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
+    "sqlite-file": lambda request, tmp: f"sqlite:///{tmp / 'contract.db'}",
+    "sqlite-memory": lambda request, tmp: "sqlite:///:memory:",
+    "postgres": lambda request, tmp: str(request.getfixturevalue("postgres_schema_url")),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend = open_store(BACKENDS[request.param](tmp_path))
+    backend = open_store(BACKENDS[request.param](request, tmp_path))
     backend.open()
     backend.open()  # idempotent
     yield backend

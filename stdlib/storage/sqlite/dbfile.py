@@ -25,7 +25,10 @@ from ...kernel import EddicError
 from .schema import SCHEMA_VERSION
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_FORMS = "use sqlite:///relative.db, sqlite:////absolute.db or sqlite:///:memory:"
+_FORMS = (
+    "use sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory: "
+    "or postgresql://user:password@host:port/dbname"
+)
 
 #: A file as the kernel knows it, whatever its name: ``(st_dev, st_ino)``.
 Identity = tuple[int, int]
