@@ -34,6 +34,7 @@ from ..storage.sqlite.dbview import ReadOnlyDatabase
 from ..storage.sqlite.public_rows import DamagedRecord
 from . import display
 from .display import escape
+from .store_reader import Reader, StoreReader
 
 EXIT_OK, EXIT_DIVERGED, EXIT_ERROR = 0, 1, 2
 STATUSES = (
@@ -53,6 +54,9 @@ class CliError(EddicError):
 
 
 # -- finding the database and the code ----------------------------------------------------------
+
+
+_SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Session:
@@ -94,19 +98,24 @@ class Session:
     def db_url(self) -> str:
         given = getattr(self.args, "db", None) or os.environ.get("EDDIC_DB")
         if given:
-            return given if given.startswith("sqlite:") else f"sqlite:///{given}"
+            if given.startswith("sqlite:") or given.lower().startswith(_SERVER_SCHEMES):
+                return given
+            return f"sqlite:///{given}"  # a plain path
         if self.app is not None:
             return self.app.storage.db_url
         raise CliError("no database: pass --db PATH_OR_URL (or set EDDIC_DB), or --app module:app")
 
-    def reader(self) -> ReadOnlyDatabase:
+    def reader(self) -> Reader:
+        """A read-only view: an SQLite file opened read-only, or another backend's store."""
+        if self.db_url.lower().startswith(_SERVER_SCHEMES):
+            return StoreReader(self.db_url)
         return ReadOnlyDatabase(self.db_url)
 
     def writer(self) -> App:
         """An initialised App on the database, for commands that write. Never creates a file."""
         url = self.db_url
         app = self.app if self.app is not None and self.app.storage.db_url == url else None
-        ReadOnlyDatabase(url).close()  # the same clear errors as the read-only commands
+        self.reader().close()  # the same clear errors as the read-only commands
         if app is None:
             app = App(db_url=url)
         app.initialize()
@@ -274,7 +283,7 @@ def _prompt(style: Style) -> str:
     return line.strip().lower()[:1] if line else "c"
 
 
-def _replay_of(db: ReadOnlyDatabase, instance_id: str) -> Replay:
+def _replay_of(db: Reader, instance_id: str) -> Replay:
     try:
         return db.replay(instance_id)
     except UnknownWorkflow as exc:
@@ -331,7 +340,7 @@ def _check_line(result: dict[str, Any], style: Style) -> str:
     return style.red(escape(line))
 
 
-def _check_one(db: ReadOnlyDatabase, info: dict[str, Any]) -> dict[str, Any]:
+def _check_one(db: Reader, info: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "instance_id": info["instance_id"],
         "workflow_name": info["workflow_name"],

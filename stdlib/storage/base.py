@@ -86,6 +86,10 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]:
         """Public dicts, newest first."""
 
+    def count_instances(
+        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+    ) -> int: ...
+
     def history(self, instance_id: str) -> list[dict[str, Any]]: ...
 
     def stored(self, instance_id: str) -> Stored:

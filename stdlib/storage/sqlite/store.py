@@ -36,7 +36,13 @@ from .dbfile import (
     require_same_file,
 )
 from .outbox_rows import OutboxRows
-from .public_rows import HISTORY_FIELDS, decoded_history, public_instance, select_instances
+from .public_rows import (
+    HISTORY_FIELDS,
+    count_instances,
+    decoded_history,
+    public_instance,
+    select_instances,
+)
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .steps import StepWrite
 from .transactions import Connection, ReadTransaction, WriteTransaction, writer_cursor
@@ -204,6 +210,12 @@ class Storage:
         statuses = [status] if isinstance(status, str) else status
         with self.reading() as db:
             return select_instances(db, statuses=statuses, workflow=workflow, limit=limit)
+
+    def count_instances(
+        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+    ) -> int:
+        with self.reading() as db:
+            return count_instances(db, statuses=status, workflow=workflow)
 
     def history_rows(self, db: sqlite_utils.Database, instance_id: str) -> list[tuple[Any, ...]]:
         # One instance's rows are the id range [ikey << POS_BITS, (ikey + 1) << POS_BITS).
