@@ -400,6 +400,8 @@ class App:
         if threads > 1:
             self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eddic-worker")
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
+        served = threading.Event()  # ends the listener however serve() ends
+        listener = self._listen(served) if self.storage.notifies else None
         backoff = 0.0  # after a failed pass (disk full, database busy): 0.1 s doubling to 30 s
         try:
             while not self._stop.is_set():
@@ -415,12 +417,32 @@ class App:
                     break
                 self._wake.wait(wait)
         finally:
+            served.set()
+            if listener is not None:
+                listener.join(5)
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
             self._serving = None
             self._stop.clear()
             self._serve_done.set()
+
+    def _listen(self, served: threading.Event) -> threading.Thread:
+        """Wake the serving loop when another process's commit creates work (the backend's
+        notifications), so polling is only a safety net."""
+
+        def listen() -> None:
+            while not served.is_set():
+                try:
+                    if self.storage.wait(1.0):
+                        self._wake.set()
+                except Exception:  # the listener reconnects; meanwhile serve() polls
+                    log.warning("waiting for notifications failed; polling", exc_info=True)
+                    served.wait(1.0)
+
+        thread = threading.Thread(target=listen, name="eddic-listener", daemon=True)
+        thread.start()
+        return thread
 
     def _serve_pass(self, poll: float) -> float:
         """One pass of ``serve``; returns how long to sleep before the next."""

@@ -134,6 +134,18 @@ class Store(Protocol):
 
     def outbox_pending(self) -> bool: ...
 
+    # -- wake-ups --
+    @property
+    def notifies(self) -> bool:
+        """Whether ``wait`` hears of work other processes create (PostgreSQL: LISTEN/NOTIFY);
+        where it does not, a serving worker polls."""
+
+    def wait(self, timeout: float) -> bool:
+        """Until a commit (of any process, where ``notifies``) created work or ``wake()`` was
+        called: True; False after ``timeout`` seconds."""
+
+    def wake(self) -> None: ...
+
     # -- events --
     def mailbox(self, instance_id: str, types: Sequence[str]) -> dict[str, list[tuple[int, Event]]]:
         """Unconsumed events of these types, by type, oldest first, as ``(id, event)``."""

@@ -107,7 +107,7 @@ def test_a_failed_saga_compensates_on_postgres(postgres_schema_url: str) -> None
 
 
 @workflow
-def pg_sleeper(ctx: WorkflowContext, seconds: int) -> str:
+def pg_sleeper(ctx: WorkflowContext, seconds: float) -> str:
     yield Sleep(seconds)
     return "woke"
 
@@ -166,3 +166,24 @@ def test_threads_serve_many_instances_on_postgres(postgres_schema_url: str) -> N
             app.stop()
             thread.join(10)
         assert [app.result(i)["doubled"] for i in slow] == [2 * i for i in range(8)]
+
+
+def test_a_serving_worker_hears_work_another_process_created(postgres_schema_url: str) -> None:
+    # The server polls every 60 s: only the NOTIFY of the other App's commit can wake it in time
+    # to fire the 0.2 s timer of an instance it did not know about when it went to sleep.
+    with (
+        _app(postgres_schema_url, timer_poll_interval=60, recovery_interval_seconds=60) as server,
+        _app(postgres_schema_url) as other,
+    ):
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        try:
+            time.sleep(0.5)  # its first pass is over: it sleeps up to 60 s
+            iid = other.start(pg_sleeper, input=0.2)
+            deadline = time.monotonic() + 20
+            while other.get_instance(iid)["status"] != "completed":
+                assert time.monotonic() < deadline, "the serving worker never heard of the work"
+                time.sleep(0.05)
+        finally:
+            server.stop()
+            thread.join(10)

@@ -86,6 +86,10 @@ class PostgresStorage:
         self.units.close()
         self._opened = False
 
+    @property
+    def notifies(self) -> bool:
+        return True  # commits that create work NOTIFY; wait() LISTENs
+
     def wait(self, timeout: float) -> bool:
         """Until a commit of any process creates work (NOTIFY), ``wake()``, or ``timeout``."""
         return self._listener.wait(timeout)

@@ -75,6 +75,7 @@ class Storage:
         # Writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
         self._writers = WriterLock(self.path, create_when_used=False)  # open() creates it
         self.commits = GroupCommit(self.transaction)
+        self._woken = threading.Event()
         self.outbox = OutboxRows(self.transaction, self.reading)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
@@ -167,6 +168,20 @@ class Storage:
     def reading(self) -> ReadTransaction:
         """A consistent read: ``with storage.reading() as db:`` (one deferred read transaction)."""
         return ReadTransaction(self._lock if self.memory else None, self._db)
+
+    # -- wake-ups --
+
+    @property
+    def notifies(self) -> bool:
+        return False  # other processes' commits are seen by polling (a signal is to come)
+
+    def wait(self, timeout: float) -> bool:
+        woken = self._woken.wait(timeout)
+        self._woken.clear()
+        return woken
+
+    def wake(self) -> None:
+        self._woken.set()
 
     # -- schema --
 
