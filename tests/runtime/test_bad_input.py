@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +196,22 @@ def test_a_read_only_database_is_refused(
         App(db_url=f"sqlite:///{db_path}").initialize()
 
 
-def test_an_unsupported_db_url_is_refused() -> None:
-    with pytest.raises(ValueError, match="unsupported db_url"):
-        App(db_url="postgres://localhost/x")
+@pytest.mark.parametrize("url", ["mysql://localhost/x", "sqlite://x.db", "x.db", "http://h/x"])
+def test_an_unsupported_db_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="postgresql://"):  # the message names what works
+        App(db_url=url)
+
+
+def test_a_postgres_url_without_the_extra_names_the_extra() -> None:
+    # psycopg made unimportable, as on an install without eddic[postgres]
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from eddic import App\n"
+        "try:\n"
+        "    App(db_url='postgresql://u:secret-pw@localhost/x')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.startswith("StorageError") and "eddic[postgres]" in out
+    assert "secret-pw" not in out
