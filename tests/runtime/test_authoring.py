@@ -25,6 +25,8 @@ from eddic import (
     workflow,
 )
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 

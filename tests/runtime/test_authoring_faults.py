@@ -33,6 +33,9 @@ from eddic import (
 )
 from eddic.decorators import Activity
 from eddic.runtime.executor import Outcome, run_attempt
+from eddic.serde import dumps
+
+pytestmark = pytest.mark.both_backends
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -47,8 +50,9 @@ class Item(BaseModel):
 
 
 def outbox(app: App) -> list[tuple[Any, ...]]:
-    with app.storage.reading() as db:
-        return db.execute("SELECT seq, event_type, data FROM outbox ORDER BY seq").fetchall()
+    """(seq, event type, data as compact JSON text) of each outbox row, by seq."""
+    rows = sorted(app.storage.outbox.rows(limit=1000), key=lambda r: r["seq"])
+    return [(r["seq"], r["event_type"], dumps(r["data"])) for r in rows]
 
 
 # -- 1. a deadline no datetime holds: thrown in at the yield -------------------------------------

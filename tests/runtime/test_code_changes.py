@@ -12,6 +12,8 @@ from freezegun import freeze_time
 
 from eddic import App, Sleep, WorkflowContext, activity, workflow
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 undo: list[str] = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
 from freezegun import freeze_time
 
 from eddic import (
@@ -15,6 +16,8 @@ from eddic import (
     on_failure,
     workflow,
 )
+
+pytestmark = pytest.mark.both_backends
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 log: list[str] = []

@@ -209,7 +209,8 @@ def test_a_storage_never_opened_makes_no_connection(tmp_path: Path) -> None:
 
 
 def test_a_writer_lock_that_is_not_a_plain_file_is_refused(db_path: Path) -> None:
-    App(db_url=f"sqlite:///{db_path}").initialize()  # creates the database
+    with App(db_url=f"sqlite:///{db_path}"):  # creates the database; closed (checkpointed)
+        pass  # now, not whenever its connection is collected, which would change the file
     lock = Path(f"{db_path}-writer")
     lock.unlink()
     lock.symlink_to(db_path)  # its flock, and closing it, would act on the database itself

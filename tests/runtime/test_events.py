@@ -21,6 +21,8 @@ from eddic import (
     workflow,
 )
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -109,12 +111,12 @@ def test_an_event_stamped_before_the_deadline_wins_even_when_processed_after(app
     with freeze_time(T0) as clock:
         iid = app.start(ev_wait, input=60)
         clock.tick(59)
-        with app.storage.transaction() as db:
-            db.execute(
-                "INSERT INTO mailbox (instance_id, event_id, event_type, source, time, data) "
-                "VALUES (?, 'late', 'payment.confirmed', 'tests', ?, '7')",
-                [iid, (T0 + timedelta(seconds=59)).isoformat(timespec="microseconds")],
-            )
+        # stored at 59 s (through the storage, as send_event would) but not run until 179 s
+        stamped = T0 + timedelta(seconds=59)
+        reached = app.storage.deliver(
+            "payment.confirmed", "7", source="tests", event_id="late", now=stamped, instance_id=iid
+        )
+        assert reached == [(iid, "ev_wait")]
         clock.tick(120)
         app.run_due()
     assert app.result(iid)["data"] == 7

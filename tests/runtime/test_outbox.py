@@ -16,6 +16,8 @@ from freezegun import freeze_time
 from eddic import ActivityContext, App, Event, Publish, WorkflowContext, activity, workflow
 from eddic.kernel import derived_uuid
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -33,10 +35,8 @@ def ob_flow(ctx: WorkflowContext, n: int) -> str:
 
 
 def rows(app: App) -> list[tuple[Any, ...]]:
-    with app.storage.reading() as db:
-        return db.execute(
-            "SELECT instance_id, seq, event_type, source, status, attempts FROM outbox ORDER BY id"
-        ).fetchall()
+    fields = ("instance_id", "seq", "event_type", "source", "status", "attempts")
+    return [tuple(r[f] for f in fields) for r in app.storage.outbox.rows(limit=1000)]
 
 
 def test_publish_writes_outbox_rows_even_without_a_relay(app: App) -> None:
@@ -106,8 +106,7 @@ def test_a_sink_that_hangs_times_out(db_path: Path) -> None:
     ) as app:
         app.start(ob_flow, input=1)
         app.relay_outbox()
-        with app.storage.reading() as db:
-            error = db.execute("SELECT last_error FROM outbox ORDER BY id").fetchone()[0]
+        error = app.storage.outbox.rows(limit=1)[0]["last_error"]
         assert "did not return within 0.2s" in error
         release.set()
 

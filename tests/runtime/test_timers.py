@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from freezegun import freeze_time
 from pydantic import BaseModel
 
 from eddic import App, Sleep, SleepUntil, WorkflowContext, activity, workflow
+
+pytestmark = pytest.mark.both_backends
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 ran: list[str] = []
