@@ -139,7 +139,7 @@ class Worker:
         self.broadcasts = 0
         self.reached = 0
         self.app = App(
-            db_url=f"sqlite:///{db}",
+            db_url=db if "://" in db else f"sqlite:///{db}",
             service_name=f"cc-worker-{index}",
             outbox_enabled=True,
             outbox_sink=self.sink,
@@ -287,9 +287,10 @@ class _Collect(logging.Handler):
 
 def main(argv: list[str]) -> int:
     global EFFECTS, DELIVERIES
-    db, index, workers, per_kind, mode, deadline = argv
-    EFFECTS = f"{db}.effects-{index}"
-    DELIVERIES = f"{db}.deliveries-{index}"
+    db, index, workers, per_kind, mode, deadline, *rest = argv
+    side = rest[0] if rest else db  # where the side files go (a URL names no file)
+    EFFECTS = f"{side}.effects-{index}"
+    DELIVERIES = f"{side}.deliveries-{index}"
     worker = Worker(db, int(index), int(workers), int(per_kind), mode)
     try:
         report = worker.run(float(deadline))

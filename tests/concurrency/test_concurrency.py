@@ -20,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 WORKER = Path(__file__).with_name("cc_worker.py")
 WORKERS = 4
 # Instances of each of the 4 workflows per worker (80 in all); raise it for a stress run.
@@ -28,19 +30,42 @@ DEADLINE_S = 45.0
 KINDS = ("timer", "broadcast", "race", "targeted")
 
 
-def run_workers(db: Path) -> list[dict[str, Any]]:
+class Database:
+    """Where the four workers meet: an SQLite file, or a schema on the PostgreSQL server."""
+
+    def __init__(self, url: str, side: Path) -> None:
+        self.url = url
+        self.side = side  # the base name of the workers' side files (effects, deliveries)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.url.startswith("sqlite:///"):
+            conn = sqlite3.connect(f"file:{self.url[len('sqlite:///') :]}?mode=ro", uri=True)
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+        import psycopg
+
+        base, _, schema = self.url.partition("?schema=")
+        with psycopg.connect(base) as pg:
+            pg.execute(f'SET search_path TO "{schema}"')
+            return [tuple(r) for r in pg.execute(sql.replace("?", "%s"), params).fetchall()]
+
+
+def run_workers(db: Database) -> list[dict[str, Any]]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 str(WORKER),
-                str(db),
+                db.url,
                 str(i),
                 str(WORKERS),
                 str(PER_KIND),
                 "serve" if i % 2 == 0 else "loop",
                 str(DEADLINE_S),
+                str(db.side),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -71,25 +96,24 @@ def run_workers(db: Path) -> list[dict[str, Any]]:
     return reports
 
 
-def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def read_lines(db: Path, suffix: str) -> list[list[str]]:
+def read_lines(db: Database, suffix: str) -> list[list[str]]:
     out = []
     for i in range(WORKERS):
-        path = Path(f"{db}.{suffix}-{i}")
+        path = Path(f"{db.side}.{suffix}-{i}")
         if path.exists():
             out.extend(line.split() for line in path.read_text().splitlines() if line)
     return out
 
 
-def test_four_processes_share_one_file(tmp_path: Path) -> None:
-    db = tmp_path / "cc.db"
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_four_processes_share_one_database(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    if backend == "postgres":
+        url = str(request.getfixturevalue("postgres_schema_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'cc.db'}"
+    db = Database(url, tmp_path / "cc")
     begin = time.monotonic()
     reports = run_workers(db)
     elapsed = time.monotonic() - begin
@@ -103,7 +127,7 @@ def test_four_processes_share_one_file(tmp_path: Path) -> None:
 
     # Every instance finished, with its own outcome (no event wait timed out).
     expected = {f"cc-w{w}-{k}-{j}" for w in range(WORKERS) for k in KINDS for j in range(PER_KIND)}
-    rows = query(db, "SELECT instance_id, status, output_data, error FROM instances")
+    rows = db.query("SELECT instance_id, status, output_data, error FROM instances")
     assert {r[0] for r in rows} == expected
     not_completed = [r for r in rows if r[1] != "completed"]
     assert not not_completed, not_completed
@@ -116,34 +140,30 @@ def test_four_processes_share_one_file(tmp_path: Path) -> None:
             assert out["ping"]["type"] == "cc.ping" and out["pong"]["type"] == "cc.pong", out
 
     # History: one scheduled record per (instance, seq), at most one resolved, none orphaned.
-    dup = query(
-        db,
+    dup = db.query(
         "SELECT instance_id, seq, record, COUNT(*) FROM history GROUP BY instance_id, seq, record "
         "HAVING COUNT(*) > 1",
     )
     assert dup == [], dup
-    orphans = query(
-        db,
+    orphans = db.query(
         "SELECT r.instance_id, r.seq FROM history r WHERE r.record = 'resolved' AND NOT EXISTS "
         "(SELECT 1 FROM history s WHERE s.instance_id = r.instance_id AND s.seq = r.seq "
         "AND s.record = 'scheduled')",
     )
     assert orphans == [], orphans
-    gaps = query(
-        db,
+    gaps = db.query(
         "SELECT instance_id, COUNT(*), MAX(pos) FROM history GROUP BY instance_id "
         "HAVING COUNT(*) != MAX(pos)",
     )
     assert gaps == [], gaps
 
     # Events: each mailbox row consumed at most once, by one wait; each wait consumed one row.
-    consumed = query(
-        db,
+    consumed = db.query(
         "SELECT instance_id, consumed_seq, COUNT(*) FROM mailbox WHERE consumed_seq IS NOT NULL "
         "GROUP BY instance_id, consumed_seq HAVING COUNT(*) > 1",
     )
     assert consumed == [], consumed
-    assert query(db, "SELECT COUNT(*) FROM event_waits") == [(0,)]
+    assert db.query("SELECT COUNT(*) FROM event_waits") == [(0,)]
 
     # Activity bodies: each (instance, seq, attempt) ran exactly once, in one process.
     effects = Counter((iid, seq, attempt) for iid, seq, attempt, _pid in read_lines(db, "effects"))
@@ -153,7 +173,7 @@ def test_four_processes_share_one_file(tmp_path: Path) -> None:
     assert all(n == 4 for n in flaky.values()), flaky  # cc_step once + cc_flaky 3 attempts
 
     # Outbox: unique event ids, all sent, each delivered once, in order per instance.
-    outbox = query(db, "SELECT id, event_id, instance_id, status FROM outbox ORDER BY id")
+    outbox = db.query("SELECT id, event_id, instance_id, status FROM outbox ORDER BY id")
     ids = Counter(r[1] for r in outbox)
     assert all(n == 1 for n in ids.values()), [e for e, n in ids.items() if n > 1]
     assert all(r[3] == "sent" for r in outbox), [r for r in outbox if r[3] != "sent"]
