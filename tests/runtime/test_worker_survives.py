@@ -52,10 +52,17 @@ CRASHING = textwrap.dedent(
 )
 
 
-def test_an_activity_that_kills_its_worker_runs_no_more_than_max_attempts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_activity_that_kills_its_worker_runs_no_more_than_max_attempts(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
     script = tmp_path / "crashing.py"
     script.write_text(CRASHING)
-    db, marks = f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "marks"
+    if backend == "postgres":  # the same real SIGKILLs, the instance on the PostgreSQL server
+        db = str(request.getfixturevalue("postgres_schema_url"))
+    else:
+        db = f"sqlite:///{tmp_path / 'c.db'}"
+    marks = tmp_path / "marks"
 
     def run(mode: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, str(script), db, str(marks), mode]
