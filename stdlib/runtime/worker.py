@@ -67,9 +67,8 @@ class Worker:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._skip_until: dict[str, datetime] = {}  # unregistered workflows: not a hot loop
-        self._unparked: dict[
-            str, tuple[int, str]
-        ] = {}  # parks the storage refused: id -> (epoch, error)
+        # parks the storage refused: id -> (epoch, retry time, error)
+        self._unparked: dict[str, tuple[int, datetime, str]] = {}
         self._keeper = LeaseKeeper(storage)
         self._wake = wake
         _WORKERS.add(self)
@@ -177,10 +176,11 @@ class Worker:
             ]
         return live
 
-    def _park(self, instance_id: str, epoch: int, exc: BaseException, where: str) -> None:
-        """Park the instance after ``exc`` (see ``faults``); never raises."""
-        self._cache.pop(instance_id, None)
-        retry_at = utcnow() + timedelta(seconds=self.recovery_interval_seconds)
+    def _park_columns(
+        self, instance_id: str, exc: BaseException, where: str, now: datetime
+    ) -> tuple[datetime, dict[str, Any]]:
+        """A park's retry time and the instance columns that record it; logged once here."""
+        retry_at = now + timedelta(seconds=self.recovery_interval_seconds)
         log.error(
             "instance %s is parked until %s: %s while %s: %s",
             instance_id,
@@ -190,15 +190,23 @@ class Worker:
             exc,
             exc_info=not isinstance(exc, NonDeterminismError),
         )
-        error = dumps(parked_json(exc, retry_at, where))
-        self._unparked[instance_id] = (epoch, error)
+        return retry_at, {
+            "error": dumps(parked_json(exc, retry_at, where)),
+            "retry_after": to_text(retry_at),
+            "updated_at": to_text(now),
+        }
+
+    def _park(self, instance_id: str, epoch: int, exc: BaseException, where: str) -> None:
+        """Park an instance this worker holds no live state of (see ``faults``); never raises."""
+        self._cache.pop(instance_id, None)
+        retry_at, columns = self._park_columns(instance_id, exc, where, utcnow())
+        self._unparked[instance_id] = (epoch, retry_at, columns["error"])
         self.park_pending()
 
     def park_pending(self) -> None:
         """Park what could not be parked when its step failed (the storage failing too: disk
         full, say); until then this worker's lease would keep every other worker out."""
-        for instance_id, (epoch, error) in list(self._unparked.items()):
-            retry_at = utcnow() + timedelta(seconds=self.recovery_interval_seconds)
+        for instance_id, (epoch, retry_at, error) in list(self._unparked.items()):
             try:
                 self.storage.park(instance_id, self.worker_id, epoch, retry_at, error)
             except Exception as exc:
@@ -279,13 +287,10 @@ class Worker:
     def _parked_start(self, live: LiveInstance, exc: BaseException, now: datetime) -> StepWrite:
         """The first step of a start whose workflow code failed to reach its first command
         (a ``SystemExit``, a value that cannot be recorded): no history, the instance parked."""
-        retry_at = now + timedelta(seconds=self.recovery_interval_seconds)
-        log.error("instance %s is parked until %s: %s", live.instance_id, to_text(retry_at), exc)
         step = self._new_step(live)
-        step.columns = {
-            "error": dumps(parked_json(exc, retry_at, "starting the workflow")),
-            "retry_after": to_text(retry_at),
-        }
+        _retry_at, step.columns = self._park_columns(
+            live.instance_id, exc, "starting the workflow", now
+        )
         step.release = True
         return step
 
@@ -445,7 +450,6 @@ class Worker:
         now: datetime,
     ) -> StepWrite:
         """Commit ``records`` (an activity's outcome) and park the instance in one step."""
-        log.error("instance %s: %s after activity seq %s finished", live.instance_id, exc, seq)
         step = self._new_step(live)
         step.history = live.rows(records, values)
         if published:
@@ -467,18 +471,12 @@ class Worker:
     def _commit_park(
         self, live: LiveInstance, step: StepWrite, exc: BaseException, where: str, now: datetime
     ) -> StepWrite:
-        retry_at = now + timedelta(seconds=self.recovery_interval_seconds)
-        step.columns = {
-            "error": dumps(parked_json(exc, retry_at, where)),
-            "retry_after": to_text(retry_at),
-            "updated_at": to_text(now),
-        }
+        _retry_at, step.columns = self._park_columns(live.instance_id, exc, where, now)
         step.release = True
         done = {a[0] for a in step.attempts} | set(step.attempts_done)
         step.attempts += [a for a in _not_begun(live) if a[0] not in done]
         self._cache.pop(live.instance_id, None)  # its interpreter may be half-way: replay it
         self.storage.commit_step(step, now)
-        log.error("instance %s is parked until %s", live.instance_id, to_text(retry_at))
         return step
 
     def _finish_step(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
