@@ -29,11 +29,7 @@ class RetryPolicy:
     non_retryable: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
-        attempts = self.max_attempts
-        if isinstance(attempts, bool) or not isinstance(attempts, int):
-            raise TypeError(f"max_attempts must be an int, got {attempts!r}")
-        if attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {attempts!r}")
+        validate.count(self.max_attempts, "max_attempts", minimum=1)
         initial = validate.seconds(self.initial_interval, "initial_interval")
         cap = validate.seconds(self.max_interval, "max_interval")
         backoff = self.backoff

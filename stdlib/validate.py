@@ -30,6 +30,15 @@ def seconds(value: Any, what: str, *, allow_zero: bool = True, allow_none: bool 
     return number
 
 
+def count(value: Any, what: str, *, minimum: int = 0) -> int:
+    """An int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
+    return value
+
+
 def name(value: Any, what: str) -> str:
     """A non-empty string (an instance id, an event type, a workflow name)."""
     if not isinstance(value, str):

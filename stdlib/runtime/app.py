@@ -68,12 +68,8 @@ class App:
         outbox_timeout_seconds = seconds(
             outbox_timeout_seconds, "outbox_timeout_seconds", allow_zero=False
         )
-        for what, count in (
-            ("outbox_max_attempts", outbox_max_attempts),
-            ("cache_size", cache_size),
-        ):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"{what} must be an int >= 0, got {count!r}")
+        validate.count(outbox_max_attempts, "outbox_max_attempts")
+        validate.count(cache_size, "cache_size")
         self.storage = open_store(
             db_url, synchronous=synchronous, busy_timeout_ms=int(busy_timeout_seconds * 1000)
         )
@@ -310,16 +306,11 @@ class App:
         if recover:
             work += self.storage.stale_instances(now)
             self._last_recovery = now
-        worker = self._worker
 
         def resume(item: tuple[str, str]) -> int:
             if stop is not None and stop.is_set():
                 return 0
-            try:
-                return worker._resume(item[0], item[1], now, stop)
-            except Exception:  # a storage error on this one: the others still go on
-                log.exception("could not advance instance %s", item[0])
-                return 0
+            return self._advance(item[0], item[1], now, stop)
 
         pool = self._pool
         if pool is None or len(work) < 2:
@@ -351,9 +342,13 @@ class App:
         """
         self._ready()
         validate.name(event_type, "event type")
-        for what, value in (("event id", id), ("instance_id", instance_id), ("source", source)):
+        for what, value in (
+            ("event id", id),
+            ("instance_id", instance_id),
+            ("event source", source),
+        ):
             if value is not None:
-                validate.name(value, f"event {what}" if what == "source" else what)
+                validate.name(value, what)
         event_id = id or str(uuid.uuid4())
         payload = dumps(to_jsonable(data, what=f"data of event {event_type!r}"))
         reached = self.storage.deliver(
@@ -367,11 +362,19 @@ class App:
         # The event is durable now: nothing that goes wrong running its receivers may raise
         # here, or a caller's retry would send it again under a new id.
         for target, name in reached:
-            try:
-                self._worker._resume(target, name, utcnow())
-            except Exception:
-                log.exception("event %s reached %s; running it inline failed", event_id, target)
+            self._advance(target, name, utcnow())
         return [target for target, _name in reached]
+
+    def _advance(
+        self, instance_id: str, workflow: str, now: datetime, stop: threading.Event | None = None
+    ) -> int:
+        """Resume one instance here; a storage error is logged, never raised, so that the
+        caller's other instances (or its already durable send) go on."""
+        try:
+            return self._worker._resume(instance_id, workflow, now, stop)
+        except Exception:
+            log.exception("could not advance instance %s; recovery will", instance_id)
+            return 0
 
     def relay_outbox(self) -> int:
         """Deliver due outbox rows to the sink; returns how many were delivered."""

@@ -311,3 +311,20 @@ def test_a_refused_publish_replays_and_drives_the_same_way_everywhere(app: App) 
     assert [s.record.seq for s in steps if s.record is not None] == [1]
     driver = WorkflowDriver(fi_refused_publish)
     assert driver.finished and driver.result == "published"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("cache_size", -1, ValueError),
+        ("cache_size", True, TypeError),
+        ("outbox_max_attempts", 2.5, TypeError),
+        ("outbox_max_attempts", -3, ValueError),
+        ("recovery_interval_seconds", 0, ValueError),
+        ("timer_poll_interval", float("nan"), ValueError),
+        ("busy_timeout_seconds", "30", TypeError),
+    ],
+)
+def test_bad_app_options_are_refused_at_the_call(option: str, value: Any, error: type) -> None:
+    with pytest.raises(error, match=option):
+        App(db_url="sqlite:///:memory:", **{option: value})
