@@ -463,7 +463,7 @@ class App:
         nxt = self.storage.next_wake(exclude=self._worker.skipped())
         if nxt is not None:
             wait = min(wait, max(0.0, (nxt - now).total_seconds()))
-        if self.outbox_enabled and self.storage.outbox_pending():
+        if self.outbox_enabled and self.storage.outbox.pending():
             wait = min(wait, 1.0)
         return wait
 

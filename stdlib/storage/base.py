@@ -132,8 +132,6 @@ class Store(Protocol):
 
     def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None: ...
 
-    def outbox_pending(self) -> bool: ...
-
     # -- wake-ups --
     @property
     def notifies(self) -> bool:

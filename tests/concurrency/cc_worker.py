@@ -212,7 +212,7 @@ class Worker:
         """(instances seen, unfinished, outbox rows pending) across all workers."""
         rows = self.call("list_instances", self.app.list_instances, limit=None) or []
         unfinished = sum(1 for r in rows if r["status"] not in TERMINAL)
-        pending = self.call("outbox_pending", self.app.storage.outbox_pending)
+        pending = self.call("outbox.pending", self.app.storage.outbox.pending)
         return len(rows), unfinished, int(bool(pending))
 
     # -- the whole run --

@@ -367,7 +367,7 @@ def run(
         app.run_due()
         statuses = [app.get_instance(instance_id_of(o.order_id))["status"] for o in orders]
         finished = all(s in ("completed", "failed") for s in statuses)
-        if finished and not app.storage.outbox_pending():
+        if finished and not app.storage.outbox.pending():
             return 0
         wake = app.storage.next_wake()
         if wake is not None and wake > datetime.now(timezone.utc):

@@ -337,7 +337,7 @@ def test_outbox_rows_heads_and_claims(store: PostgresStorage):
         ),
         T0,
     )
-    assert store.outbox_pending()
+    assert store.outbox.pending()
     _newest, heads = store.outbox.due_heads(T0, None, 10)
     assert [h[1] for h in heads] == ["e1"]  # the head of the instance's queue only
     row_id, attempts = heads[0][0], heads[0][7]

@@ -163,7 +163,7 @@ def test_outbox_rows_are_claimed_by_one_relay_at_a_time(store: Store) -> None:
     step.history = [_scheduled("i-1", 1, 1)]
     step.outbox = [("ev-1", "i-1", 1, "t", "s", "{}", to_text(T0), to_text(T0))]
     assert store.create(_row("i-1"), step, T0)[0] is None
-    assert store.outbox_pending()
+    assert store.outbox.pending()
     newest, heads = store.outbox.due_heads(T0, None, 10)
     assert len(heads) == 1
     row_id, attempts = heads[0][0], heads[0][7]
@@ -174,5 +174,5 @@ def test_outbox_rows_are_claimed_by_one_relay_at_a_time(store: Store) -> None:
     assert [r["status"] for r in store.outbox.rows()] == ["failed"]
     assert store.outbox.retry_failed(T0) == 1
     store.outbox.sent(row_id, 2, T0)
-    assert not store.outbox_pending() and store.outbox.rows(["sent"])[0]["attempts"] == 2
+    assert not store.outbox.pending() and store.outbox.rows(["sent"])[0]["attempts"] == 2
     assert store.outbox.due_heads(T0, newest, 10)[1] == []

@@ -409,9 +409,6 @@ class PostgresStorage:
         found = self.units.run(work, write=False)
         return None if found is None else from_text(texts({"t": found})["t"])
 
-    def outbox_pending(self) -> bool:
-        return self.outbox.pending()
-
 
 def _one(cur: Cursor) -> Any:
     row = cur.fetchone()

@@ -452,9 +452,6 @@ class Storage:
             ).fetchone()
         return from_text(row[0]) if row and row[0] else None
 
-    def outbox_pending(self) -> bool:
-        return self.outbox.pending()
-
     def park(
         self, instance_id: str, owner: str, epoch: int, retry_at: datetime, error: str
     ) -> bool:
