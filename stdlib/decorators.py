@@ -475,3 +475,8 @@ def find_workflow(name: str) -> Workflow[Any] | None:
 
 def find_activity(name: str) -> Activity | None:
     return _ACTIVITIES.get(name)
+
+
+def workflow_names() -> list[str]:
+    """The names of the workflows registered in this process: the work its workers claim."""
+    return list(_WORKFLOWS)

@@ -18,7 +18,7 @@ from typing import Any
 from .. import validate
 from ..clock import to_text, utcnow
 from ..debug.replay import Replay, replay_instance
-from ..decorators import Workflow, get_workflow
+from ..decorators import Workflow, get_workflow, workflow_names
 from ..kernel import (
     EddicError,
     InstanceExists,
@@ -35,6 +35,8 @@ from .worker import Worker, new_worker_id
 log = logging.getLogger("eddic")
 
 _FINISHED = ("completed", "failed", "cancelled")
+# At most this many instances are claimed by one pass (``run_due``), so that a pass ends.
+_PASS_LIMIT = 200
 
 
 class App:
@@ -86,6 +88,7 @@ class App:
         self._wake = threading.Event()
         self._serving: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None  # serve(threads=N) only
+        self._threads = 1
         self._serve_done = threading.Event()
         self._initialized = False
         self._worker = Worker(
@@ -302,21 +305,37 @@ class App:
         self._ready()
         self._worker.park_pending()
         now = utcnow()
-        work = self.storage.due_instances(now)
+        names = workflow_names()
         if recover:
-            work += self.storage.stale_instances(now)
             self._last_recovery = now
-
-        def resume(item: tuple[str, str]) -> int:
-            if stop is not None and stop.is_set():
-                return 0
-            return self._advance(item[0], item[1], now, stop)
-
+            # Work this process cannot run is left to one that can, with a line in the log.
+            for instance_id, name in self.storage.due_elsewhere(now, names):
+                self._worker._registered(instance_id, name, now)
         pool = self._pool
-        if pool is None or len(work) < 2:
-            advanced = sum(resume(item) for item in work)
-        else:  # serve(threads=N): instances advance side by side, their steps share commits
-            advanced = sum(pool.map(resume, work))
+        # The leases of a batch are held while it waits for a thread: keep it to one round.
+        batch = 1 if pool is None else self._threads
+        advanced = claimed = 0
+        while claimed < _PASS_LIMIT and not (stop is not None and stop.is_set()):
+            work = self.storage.claim(
+                now,
+                self._worker.worker_id,
+                limit=batch,
+                default_timeout=self.default_lock_timeout_seconds,
+                workflows=names,
+                stale=recover,
+            )
+            claimed += len(work)
+
+            def resume(item: tuple[int, dict[str, Any]]) -> int:
+                return self._run_claimed(*item, stop)
+
+            if pool is None or len(work) < 2:
+                advanced += sum(resume(item) for item in work)
+            else:  # serve(threads=N): instances advance side by side, their steps share commits
+                advanced += sum(pool.map(resume, work))
+            if len(work) < batch:
+                break
+            now = utcnow()
         if self.outbox_enabled:
             try:
                 self.relay_outbox()
@@ -365,6 +384,16 @@ class App:
             self._advance(target, name, utcnow())
         return [target for target, _name in reached]
 
+    def _run_claimed(
+        self, epoch: int, row: dict[str, Any], stop: threading.Event | None = None
+    ) -> int:
+        """``_advance`` for an instance ``claim`` gave this worker."""
+        try:
+            return self._worker.run_claimed(epoch, row, stop)
+        except Exception:
+            log.exception("could not advance instance %s; recovery will", row["instance_id"])
+            return 0
+
     def _advance(
         self, instance_id: str, workflow: str, now: datetime, stop: threading.Event | None = None
     ) -> int:
@@ -402,6 +431,7 @@ class App:
         self._serving = threading.current_thread()
         if threads > 1:
             self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eddic-worker")
+            self._threads = threads
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
         served = threading.Event()  # ends the listener however serve() ends
         listener = self._listen(served) if self.storage.notifies else None
@@ -460,7 +490,7 @@ class App:
         if last is not None:
             to_recovery -= (now - last).total_seconds()
         wait = max(0.0, min(poll, to_recovery))
-        nxt = self.storage.next_wake(exclude=self._worker.skipped())
+        nxt = self.storage.next_wake(exclude=self._worker.skipped(), workflows=workflow_names())
         if nxt is not None:
             wait = min(wait, max(0.0, (nxt - now).total_seconds()))
         if self.outbox_enabled and self.storage.outbox.pending():

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..clock import to_text, utcnow
 from ..context import ActivityContext
-from ..decorators import Workflow, get_workflow
+from ..decorators import Workflow, find_workflow
 from ..kernel import (
     RUN_TO_COMPLETION,
     EddicError,
@@ -100,14 +100,39 @@ class Worker:
         Raises nothing for what goes wrong inside the instance (it is parked, see ``faults``);
         a storage error while taking the lease propagates to the caller's loop.
         """
+        wf = self._registered(instance_id, workflow_name, now)
+        if wf is None:
+            return 0
+        got = self.storage.acquire(
+            instance_id, self.worker_id, now, self.default_lock_timeout_seconds
+        )
+        if got is None:
+            return 0
+        return self._take_on(wf, *got, stop)
+
+    def run_claimed(
+        self, epoch: int, row: dict[str, Any], stop: threading.Event | None = None
+    ) -> int:
+        """Advance an instance whose lease ``Store.claim`` gave this worker: 1, or 0 when it
+        was handed back unrun (``stop`` set, or its workflow unregistered since the claim)."""
+        wf = find_workflow(row["workflow_name"])
+        if wf is None or (stop is not None and stop.is_set()):
+            self.storage.release(row["instance_id"], self.worker_id, epoch)
+            return 0
+        return self._take_on(wf, epoch, row, stop)
+
+    def _registered(
+        self, instance_id: str, workflow_name: str, now: datetime
+    ) -> Workflow[Any] | None:
+        """The workflow, or None (logged once per recovery interval) when it is not
+        registered in this process: another process with its code will run the instance."""
         skip = self._skip_until.get(instance_id)
         if skip is not None:
             if skip > now:
-                return 0
+                return None
             del self._skip_until[instance_id]
-        try:
-            wf = get_workflow(workflow_name)
-        except EddicError:
+        wf = find_workflow(workflow_name)
+        if wf is None:
             log.warning(
                 "instance %s runs workflow %r, which is not registered in this process; "
                 "leaving it alone for %ss",
@@ -116,13 +141,17 @@ class Worker:
                 self.recovery_interval_seconds,
             )
             self._skip_until[instance_id] = now + timedelta(seconds=self.recovery_interval_seconds)
-            return 0
-        got = self.storage.acquire(
-            instance_id, self.worker_id, now, self.default_lock_timeout_seconds
-        )
-        if got is None:
-            return 0
-        epoch, row = got
+        return wf
+
+    def _take_on(
+        self,
+        wf: Workflow[Any],
+        epoch: int,
+        row: dict[str, Any],
+        stop: threading.Event | None,
+    ) -> int:
+        """Run an instance this worker now holds the lease of (epoch ``epoch``)."""
+        instance_id = row["instance_id"]
         live = self._cache.pop(instance_id, None)
         replayed = live is None or live.epoch + 1 != epoch or live.pos != row["last_pos"]
         if replayed:

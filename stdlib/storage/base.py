@@ -126,11 +126,36 @@ class Store(Protocol):
         """Make an unfinished instance due now; its status, or None when there is none."""
 
     # -- work --
+    def claim(
+        self,
+        now: datetime,
+        owner: str,
+        *,
+        limit: int,
+        default_timeout: float,
+        workflows: Sequence[str],
+        stale: bool = True,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Take the leases of up to ``limit`` instances of ``workflows`` that are due (a wake
+        time has come, no live lease, not parked) or, with ``stale``, stale (running with no
+        live lease), the longest-waiting first: ``(epoch, row)`` each, as ``acquire`` gives.
+        Concurrent claimers (threads, processes, machines) never take one instance twice."""
+
+    def due_elsewhere(
+        self, now: datetime, workflows: Sequence[str], limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """``(instance id, workflow name)`` of due or stale instances of workflows other than
+        ``workflows``: the work ``claim`` leaves to processes that have their code."""
+
     def due_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]: ...
 
     def stale_instances(self, now: datetime, limit: int = 100) -> list[tuple[str, str]]: ...
 
-    def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None: ...
+    def next_wake(
+        self, exclude: Sequence[str] = (), workflows: Sequence[str] | None = None
+    ) -> datetime | None:
+        """When the earliest due instance (not in ``exclude``; of ``workflows``, when given)
+        falls due, counting parks and live leases; None when nothing waits on a time."""
 
     # -- wake-ups --
     @property

@@ -37,7 +37,9 @@ def dbg_flaky(ctx: WorkflowContext, name: str) -> str:
 
 @activity
 def dbg_hang(name: str) -> None:
-    print(f"hanging {name}", file=sys.stdout, flush=True)  # the test waits for this line
+    # The test waits for this line; one write, so two threads' lines never interleave.
+    sys.stdout.write(f"hanging {name}\n")
+    sys.stdout.flush()
     threading.Event().wait()  # forever: a thread cannot be interrupted
 
 

@@ -365,43 +365,6 @@ def test_outbox_rows_heads_and_claims(store: PostgresStorage):
     assert store.outbox.discard() == 0
 
 
-# -- claim() --
-
-
-def test_claim_from_two_threads_never_claims_one_instance_twice(postgres_schema_url: str):
-    store = PostgresStorage(postgres_schema_url, max_connections=4)
-    store.open()
-    try:
-        for n in range(60):
-            _create(store, f"i{n:02d}", owner=None, epoch=0)
-        now = T0 + timedelta(seconds=1)
-        claimed: list[list[tuple[int, dict[str, Any]]]] = [[], []]
-        barrier = threading.Barrier(2)
-
-        def claimer(k: int) -> None:
-            barrier.wait()
-            while batch := store.claim(now, f"w{k}", 7, 60):
-                claimed[k].extend(batch)
-
-        threads = [threading.Thread(target=claimer, args=(k,)) for k in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        ids = [row["instance_id"] for batch in claimed for _, row in batch]
-        assert sorted(ids) == [f"i{n:02d}" for n in range(60)]  # each once
-        epoch, row = claimed[0][0] if claimed[0] else claimed[1][0]
-        assert epoch == 1 and row["last_pos"] == 1
-        assert row["lock_expires_at"] == to_text(now + timedelta(seconds=60))
-        assert store.claim(now, "w3", 10, 60) == []  # all leased now
-        assert len(store.claim(now + timedelta(seconds=61), "w3", 100, 60)) == 60  # expired
-    finally:
-        store.close()
-
-
-# -- NOTIFY --
-
-
 def test_wait_returns_on_a_notify_from_another_connection(postgres_schema_url: str):
     listener = PostgresStorage(postgres_schema_url)
     writer = PostgresStorage(postgres_schema_url)

@@ -5,6 +5,7 @@ A new backend joins by adding itself to ``BACKENDS``; PostgreSQL runs on the rea
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,10 +35,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     backend.close()
 
 
-def _row(iid: str, *, owner: str | None = "w1", until: datetime | None = None) -> dict[str, Any]:
+def _row(
+    iid: str, *, owner: str | None = "w1", until: datetime | None = None, workflow: str = "wf"
+) -> dict[str, Any]:
     return {
         "instance_id": iid,
-        "workflow_name": "wf",
+        "workflow_name": workflow,
         "status": "running",
         "input_data": '"in"',
         "created_at": to_text(T0),
@@ -133,6 +136,68 @@ def test_a_stale_lease_is_recovery_work(store: Store) -> None:
     _create(store, "stale")
     assert store.stale_instances(T0) == []
     assert store.stale_instances(T0 + timedelta(seconds=61)) == [("stale", "wf")]
+
+
+def _free(store: Store, iid: str, workflow: str = "wf", **columns: Any) -> None:
+    """A new instance with no lease (as a released or handed-back one), one scheduled record."""
+    step = StepWrite(iid, "w1", 1, columns=columns)
+    step.history = [_scheduled(iid, 1, 1)]
+    assert store.create(_row(iid, owner=None, workflow=workflow), step, T0)[0] is None
+
+
+def test_claim_takes_due_then_stale_work_of_its_workflows_only(store: Store) -> None:
+    soon, later = T0 + timedelta(seconds=10), T0 + timedelta(seconds=61)
+    _free(store, "timer", wake_at=to_text(soon))
+    _create(store, "stale")  # w1's lease runs out at T0 + 60 s
+    _free(store, "other", workflow="other", wake_at=to_text(soon))
+    claim = {"limit": 10, "default_timeout": 30.0, "workflows": ["wf"]}
+    assert store.claim(T0, "w2", **claim) == []  # nothing due yet, the lease is live
+    assert store.next_wake(workflows=["wf"]) == soon
+    assert store.next_wake(workflows=["elsewhere"]) is None
+    assert store.due_elsewhere(soon, ["wf"]) == [("other", "other")]
+    [(epoch, row)] = store.claim(later, "w2", stale=False, **claim)
+    assert (row["instance_id"], epoch, row["last_pos"]) == ("timer", 2, 1)
+    assert row["lock_owner"] == "w2"
+    # its own lock_timeout_seconds (60), not the default
+    assert store.get_instance("timer")["lock_expires_at"] == later + timedelta(seconds=60)
+    [(epoch, row)] = store.claim(later, "w2", **claim)  # stale work too now
+    assert (row["instance_id"], epoch) == ("stale", 2)
+    assert store.claim(later, "w3", **claim) == []  # both leased by w2 now
+    assert [
+        r["instance_id"] for _, r in store.claim(later, "w3", **{**claim, "workflows": ["other"]})
+    ] == ["other"]
+
+
+def test_claim_orders_the_longest_waiting_first_and_stops_at_its_limit(store: Store) -> None:
+    for n in (3, 1, 2):
+        _free(store, f"i{n}", wake_at=to_text(T0 + timedelta(seconds=n)))
+    got = store.claim(
+        T0 + timedelta(seconds=5), "w2", limit=2, default_timeout=30, workflows=["wf"]
+    )
+    assert [row["instance_id"] for _, row in got] == ["i1", "i2"]
+
+
+def test_claimers_in_two_threads_never_take_one_instance_twice(store: Store) -> None:
+    ids = [f"i{n:02d}" for n in range(40)]
+    for iid in ids:
+        _free(store, iid, wake_at=to_text(T0))
+    claimed: list[list[str]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def claimer(k: int) -> None:
+        barrier.wait()
+        while batch := store.claim(T0, f"w{k}", limit=3, default_timeout=60, workflows=["wf"]):
+            claimed[k].extend(row["instance_id"] for _, row in batch)
+
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed[0] + claimed[1]) == ids  # each once
+    assert store.claim(T0, "w3", limit=100, default_timeout=60, workflows=["wf"]) == []
+    expired = T0 + timedelta(seconds=61)
+    assert len(store.claim(expired, "w3", limit=100, default_timeout=60, workflows=["wf"])) == 40
 
 
 def test_events_reach_the_mailbox_once(store: Store) -> None:

@@ -40,6 +40,11 @@ _CLAIMABLE = (
     "AND ((wake_at IS NOT NULL AND wake_at <= %(now)s) "
     "OR (status IN ('running','compensating') AND wake_at IS NULL))"
 )
+_DUE = (
+    f"status NOT IN {_FINISHED} AND wake_at IS NOT NULL AND wake_at <= %(now)s "
+    "AND (lock_owner IS NULL OR lock_expires_at < %(now)s) "
+    "AND (retry_after IS NULL OR retry_after <= %(now)s)"
+)
 # A lease of the instance's own timeout, or the default (0 counts as unset, as on SQLite).
 _LEASE_UNTIL = (
     "%(now)s::timestamptz + make_interval(secs => "
@@ -253,30 +258,57 @@ class PostgresStorage:
         return self.units.run(work)
 
     def claim(
-        self, now: datetime, owner: str, limit: int, default_timeout: float
+        self,
+        now: datetime,
+        owner: str,
+        *,
+        limit: int,
+        default_timeout: float,
+        workflows: Sequence[str],
+        stale: bool = True,
     ) -> list[tuple[int, dict[str, Any]]]:
-        """Take the leases of up to ``limit`` due or stale instances in one statement:
-        ``(epoch, row)`` each, as ``acquire`` gives. ``SKIP LOCKED`` passes over rows another
-        claimer (or a committing step) holds, so concurrent claimers never wait on each other
-        and never claim one instance twice; a small ``limit`` keeps each claim's locks few."""
+        """Take the leases of up to ``limit`` due (with ``stale``, also stale) instances of
+        these workflows in one statement, the longest-waiting first: ``(epoch, row)`` each, as
+        ``acquire`` gives. ``SKIP LOCKED`` passes over rows another claimer (or a committing
+        step) holds, so concurrent claimers never wait on each other and never claim one
+        instance twice; a small ``limit`` keeps each claim's locks few."""
+        which = _CLAIMABLE if stale else _DUE
 
         def work(cur: Cursor) -> list[tuple[int, dict[str, Any]]]:
             cur.execute(
                 "WITH picked AS (SELECT instance_id FROM instances "
-                f"WHERE {_CLAIMABLE} ORDER BY coalesce(wake_at, updated_at) "
+                f"WHERE {which} AND workflow_name = ANY(%(names)s) "
+                "ORDER BY coalesce(wake_at, updated_at) "
                 "LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE instances i SET lock_owner = %(owner)s, lock_epoch = i.lock_epoch + 1, "
                 f"lock_expires_at = {_LEASE_UNTIL} FROM picked "
                 "WHERE i.instance_id = picked.instance_id RETURNING i.*",
-                {"owner": owner, "now": now, "default": default_timeout, "limit": limit},
+                {
+                    "owner": owner,
+                    "now": now,
+                    "default": default_timeout,
+                    "limit": limit,
+                    "names": list(workflows),
+                },
             )
             rows = [texts(r) for r in as_dicts(cur)]
             last = _last_positions(cur, [r["instance_id"] for r in rows])
             for r in rows:
                 r["last_pos"] = last.get(r["instance_id"], 0)
+            rows.sort(key=lambda r: r["wake_at"] or r["updated_at"] or "")
             return [(int(r["lock_epoch"]), r) for r in rows]
 
         return self.units.run(work)
+
+    def due_elsewhere(
+        self, now: datetime, workflows: Sequence[str], limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """Due or stale instances of other workflows than these, which ``claim`` leaves."""
+        return self._pairs(
+            f"SELECT instance_id, workflow_name FROM instances WHERE {_CLAIMABLE} "
+            "AND workflow_name <> ALL(%(names)s) LIMIT %(limit)s",
+            {"now": now, "names": list(workflows), "limit": limit},
+        )
 
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
         return self._fenced(
@@ -392,17 +424,23 @@ class PostgresStorage:
 
         return self.units.run(work, write=False)
 
-    def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None:
+    def next_wake(
+        self, exclude: Sequence[str] = (), workflows: Sequence[str] | None = None
+    ) -> datetime | None:
         """When the earliest instance ``due_instances`` will return becomes due (see SQLite's
         ``Storage.next_wake``). ``GREATEST`` skips NULLs, as SQLite's ``''`` stand-ins do."""
+        mine = "" if workflows is None else "AND workflow_name = ANY(%s)"
+        params: list[Any] = [list(exclude)]
+        if workflows is not None:
+            params.append(list(workflows))
 
         def work(cur: Cursor) -> Any:
             cur.execute(
                 "SELECT min(greatest(wake_at, retry_after, "
                 "CASE WHEN lock_owner IS NULL THEN NULL ELSE lock_expires_at END)) "
                 f"FROM instances WHERE wake_at IS NOT NULL AND status NOT IN {_FINISHED} "
-                "AND instance_id <> ALL(%s)",
-                [list(exclude)],
+                f"AND instance_id <> ALL(%s) {mine}",
+                params,
             )
             return _one(cur)
 

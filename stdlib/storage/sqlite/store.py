@@ -9,13 +9,14 @@ calls inside it nest as savepoints.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Sequence
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -23,7 +24,7 @@ import sqlite_utils
 from ...clock import from_text, to_text, utcnow
 from ...kernel import Event, InstanceNotFound
 from ..base import Stored
-from . import mailbox, steps
+from . import claims, mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
     Identity,
@@ -257,27 +258,37 @@ class Storage:
         """Take the lease if it is free or expired: ``(epoch, row)``, or None."""
         with self.transaction() as db:
             row = self.instance_row(db, instance_id)
-            if row is None or row["status"] in ("completed", "failed", "cancelled"):
-                return None
-            expires = from_text(row["lock_expires_at"])
-            if row["lock_owner"] is not None and expires is not None and expires > now:
-                return None
-            timeout = row["lock_timeout_seconds"] or default_timeout
-            epoch = row["lock_epoch"] + 1
-            db.execute(
-                "UPDATE instances SET lock_owner = ?, lock_epoch = ?, lock_expires_at = ? "
-                "WHERE instance_id = ?",
-                [owner, epoch, to_text(now + timedelta(seconds=timeout)), instance_id],
+            return None if row is None else claims.take_lease(db, row, owner, now, default_timeout)
+
+    def claim(
+        self,
+        now: datetime,
+        owner: str,
+        *,
+        limit: int,
+        default_timeout: float,
+        workflows: Sequence[str],
+        stale: bool = True,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Take the leases of up to ``limit`` due (with ``stale``, also stale) instances of
+        these workflows in one transaction, the longest-waiting first: ``(epoch, row)`` each."""
+        with self.transaction() as db:
+            return claims.claim(
+                db,
+                now,
+                owner,
+                limit=limit,
+                default_timeout=default_timeout,
+                workflows=workflows,
+                stale=stale,
             )
-            last = db.execute(
-                "SELECT MAX(id) FROM history WHERE id BETWEEN ? AND ?",
-                [row["ikey"] << POS_BITS, row["ikey"] << POS_BITS | MAX_POS],
-            ).fetchone()[0]
-            # Not a column: the number of history rows, for the worker's cache check.
-            row.update(
-                lock_owner=owner, lock_epoch=epoch, last_pos=0 if last is None else last & MAX_POS
-            )
-            return epoch, row
+
+    def due_elsewhere(
+        self, now: datetime, workflows: Sequence[str], limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """Due or stale instances of other workflows than these, which ``claim`` leaves."""
+        with self.reading() as db:
+            return claims.due_elsewhere(db, now, workflows, limit)
 
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
         with self.transaction() as db:
@@ -432,16 +443,21 @@ class Storage:
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
-    def next_wake(self, exclude: Sequence[str] = ()) -> datetime | None:
+    def next_wake(
+        self, exclude: Sequence[str] = (), workflows: Sequence[str] | None = None
+    ) -> datetime | None:
         """When the earliest instance ``due_instances`` will return becomes due: its wake time,
         or later while it is parked (``retry_after``) or leased by a live worker. ``exclude``
-        names instances this worker leaves alone (an unregistered workflow), so that a serving
-        loop never wakes for work it cannot do."""
+        names instances this worker leaves alone, and ``workflows`` (when given) the workflows
+        it can run, so that a serving loop never wakes for work it cannot do."""
         # Times are fixed-width ISO text, so MAX over texts is the latest time; '' stands for
         # NULL. SQLite limits bound parameters: a longer exclude list is cut (waking early is
         # harmless; it is only spinning that is not).
-        skip = list(exclude)[:500]
+        skip: list[Any] = list(exclude)[:500]
         not_in = f"AND instance_id NOT IN ({', '.join('?' * len(skip))}) " if skip else ""
+        if workflows is not None:
+            not_in += "AND workflow_name IN (SELECT value FROM json_each(?)) "
+            skip.append(json.dumps(list(workflows)))
         with self.reading() as db:
             row = db.execute(
                 "SELECT MIN(MAX(wake_at, COALESCE(retry_after, ''), "
