@@ -40,6 +40,7 @@ The helpers tests use (both kinds of server)::
     server.url_for(dbname) -> str       # the same server, another database
     server.admin(database=None)         # a new autocommit psycopg connection (close it)
     with_schema(url, schema) -> str     # url + "?schema=NAME" (eddic's schema parameter)
+    with_host(url, host, port=None) -> str      # the same URL through another address or port
     server.create_database(name=None) -> str    # a fresh database's URL
     server.drop_database(name_or_url) -> None   # DROP DATABASE IF EXISTS ... WITH (FORCE)
     server.terminate_backend(pid) -> bool       # pg_terminate_backend(pid), waits up to 5 s
@@ -54,6 +55,12 @@ and on an embedded server only::
     server.restart(mode="fast")         # stop(mode) then start()
     server.running -> bool
     server.close()                      # stop for good and remove the directory
+
+Other hosts (a test's network namespaces): ``start_embedded(listen=["10.200.0.1"],
+hba=["host all all 10.200.0.0/24 scram-sha-256"])`` makes a server that also listens on those
+addresses (they must exist when it starts, and at every ``start()``: ``listen_addresses``
+is read then) and takes ``pg_hba.conf`` lines after initdb's own (which admit TCP from
+``127.0.0.1`` and ``::1`` only); ``with_host(server.url, "10.200.0.1")`` is its URL there.
 
 ``stop`` modes: ``smart`` waits for the clients to leave (a minute at most, then kills),
 ``fast`` rolls back and disconnects them (a clean shutdown), ``immediate`` quits without a
@@ -83,7 +90,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -131,6 +138,14 @@ def with_schema(url: str, schema: str) -> str:
     parts = urlsplit(url)
     query = "&".join(q for q in (parts.query, f"schema={quote(schema, safe='')}") if q)
     return urlunsplit(parts._replace(query=query))
+
+
+def with_host(url: str, host: str, port: int | None = None) -> str:
+    """``url`` with another host (and port): the same server reached another way."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{host}:{parts.port if port is None else port}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc}" if userinfo else netloc))
 
 
 def _database_of(name_or_url: str) -> str:
@@ -371,7 +386,12 @@ class EmbeddedServer(Server):
     controllable = True
 
     def __init__(
-        self, settings: Mapping[str, str] | None = None, parent_dir: str | None = None
+        self,
+        settings: Mapping[str, str] | None = None,
+        parent_dir: str | None = None,
+        *,
+        listen: Sequence[str] = (),
+        hba: Sequence[str] = (),
     ) -> None:
         self.account = _Account()
         self.base = Path(tempfile.mkdtemp(prefix="eddic-pg-", dir=parent_dir))
@@ -382,6 +402,9 @@ class EmbeddedServer(Server):
         self.host = "127.0.0.1"
         self.port = 0
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        if listen:  # 127.0.0.1 stays: self.url and the helpers use it
+            self.settings["listen_addresses"] = "'" + ",".join(["127.0.0.1", *listen]) + "'"
+        self.hba = list(hba)
         self._process: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._closed = False
@@ -470,6 +493,9 @@ class EmbeddedServer(Server):
             )
         finally:
             pwfile.unlink()
+        if self.hba:
+            with (self.data_dir / "pg_hba.conf").open("a") as f:
+                f.write("\n# eddic tests (tests/pg_server.py)\n" + "\n".join(self.hba) + "\n")
         socket_dir = str(self.data_dir)
         if len(socket_dir) > 80:  # a unix socket path must stay under ~107 bytes
             socket_dir = ""
@@ -615,10 +641,15 @@ class _PortTaken(RuntimeError):
 
 
 def start_embedded(
-    settings: Mapping[str, str] | None = None, parent_dir: str | None = None
+    settings: Mapping[str, str] | None = None,
+    parent_dir: str | None = None,
+    *,
+    listen: Sequence[str] = (),
+    hba: Sequence[str] = (),
 ) -> EmbeddedServer:
-    """A new embedded server, running. ``settings`` are added to postgresql.conf."""
-    return EmbeddedServer(settings=settings, parent_dir=parent_dir)
+    """A new embedded server, running. ``settings`` are added to postgresql.conf; ``listen``
+    (addresses besides 127.0.0.1) and ``hba`` (pg_hba.conf lines): see the module's doc."""
+    return EmbeddedServer(settings=settings, parent_dir=parent_dir, listen=listen, hba=hba)
 
 
 def server_for_tests() -> Server:

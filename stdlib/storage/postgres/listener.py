@@ -23,6 +23,9 @@ from .units import Units, log
 #: How long one wait on the socket lasts at most, so that an in-process ``wake()`` (when the
 #: server cannot carry its NOTIFY) is noticed within it.
 _SLICE = 0.25
+#: How long ``wake()`` waits for a pooled connection when every one is busy (then it skips the
+#: NOTIFY: the busy connections are committing work, and their commits notify).
+_WAKE_WAIT = 0.1
 
 
 class Listener:
@@ -31,6 +34,7 @@ class Listener:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._lock = threading.Lock()  # one waiter at a time on the connection
         self._woken = threading.Event()
+        self._down = False  # LISTEN failed and was logged: log again only once it is back
 
     def wait(self, timeout: float) -> bool:
         """Until a notification on this schema's channel, a ``wake()``, or ``timeout`` seconds:
@@ -49,9 +53,16 @@ class Listener:
                     try:
                         self._conn = self._listen()
                     except Exception as exc:  # the server is away: sleep, and poll later
-                        log.warning("cannot LISTEN on %s: %s", self._units.url.redacted, exc)
+                        # one warning per outage, not one a second while it lasts
+                        (log.debug if self._down else log.warning)(
+                            "cannot LISTEN on %s: %s", self._units.url.redacted, exc
+                        )
+                        self._down = True
                         self._woken.wait(min(left, 1.0))
                         continue
+                    if self._down:
+                        log.info("LISTEN on %s again", self._units.url.redacted)
+                        self._down = False
                     if conn is not None:  # dropped and back: notifications may have been lost
                         return True
                     conn = self._conn
@@ -71,8 +82,11 @@ class Listener:
     def wake(self) -> None:
         """Wake this process's waiter now, and every other listener through a NOTIFY."""
         self._woken.set()
+        # One try (see the module's doc): Units.run would retry for seconds with the server down.
         try:
-            self._units.run(lambda cur: None, write=False, notify=lambda _: True)
+            with self._units.pool().connection(_WAKE_WAIT) as conn:
+                conn.execute("SELECT pg_notify(%s, '')", [self._units.channel])
+                conn.commit()
         except Exception:  # the local wake-up is done; the others poll
             log.debug("wake(): NOTIFY failed", exc_info=True)
 

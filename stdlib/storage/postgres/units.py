@@ -5,24 +5,38 @@ Every storage method is one call of :meth:`Units.run`: a pooled connection, one 
 READ COMMITTED (set on each new connection, with ``synchronous_commit = on``, so a unit is
 durable when its ``COMMIT`` returns), committed, and given back to the pool.
 
+**The pool** (``_Pool``) is a small one of our own: connections are made on demand in the
+calling thread, at most ``max_connections``, and kept idle for the next unit. No background
+thread reconnects on a schedule of its own: after a server restart psycopg_pool's backoff
+(1, 2, 4, 8 ... s per connection, and a 10 s wait for it in every unit) kept a unit blocked
+for a minute while the server was down and for seconds after it was back. Here a unit that
+finds the server down fails its attempt at once (connection refused) and the next attempt,
+after a short pause, connects again itself.
+
 **Connection loss.** A unit that fails because its connection broke (server restart,
 ``pg_terminate_backend``, a network cut) is run again, from the start, on another connection,
-a few times with growing pauses. Before the ``COMMIT`` was sent, nothing of it can have landed
-(only ``COMMIT`` makes a transaction's writes visible), so running it again is simply running
-it. The hard case is a connection lost *during* ``COMMIT``: the server may have committed and
-the reply never arrived. Running the unit again could then double it: a step's history rows
-would hit their primary key ``(instance_id, pos)`` (an error, not a double, but a false one:
-the step did land), while rows without such a key (an outbox row, a mailbox row of a new event)
+with growing pauses (0.05 s doubling to 1 s) for up to ``RETRY_FOR`` seconds; then
+``StorageError``. Before the ``COMMIT`` was sent, nothing of it can have landed (only
+``COMMIT`` makes a transaction's writes visible), so running it again is simply running it.
+The hard case is a connection lost *during* ``COMMIT``: the server may have committed and the
+reply never arrived. Running the unit again could then double it: a step's history rows would
+hit their primary key ``(instance_id, pos)`` (an error, not a double, but a false one: the
+step did land), while rows without such a key (an outbox row, a mailbox row of a new event)
 or a lease taken twice would be written twice or the caller told the wrong thing.
 
 So each writing unit first asks for its transaction id (``pg_current_xact_id()``, which a
-writing transaction has anyway), and a unit whose ``COMMIT`` did not return asks the server,
-on a new connection, what became of that id (``pg_xact_status``: ``committed``, ``aborted``,
-or ``in progress`` while the old backend is still finishing). Committed: the unit's result
+writing transaction has anyway) and the server's start time, and a unit whose ``COMMIT`` did
+not return asks the server, on a new connection, what became of that id (``pg_xact_status``:
+``committed``, ``aborted``, or ``in progress`` while the old backend is still finishing; an id
+"in the future" never reached the WAL, so it did not commit). Committed: the unit's result
 (computed inside the transaction, before ``COMMIT``) is returned as it is; aborted: the unit
-runs again. The writes themselves are fenced or keyed as a second line of defence: a step's
-instance update is fenced by ``(owner, epoch)``, its history rows are keyed by
-``(instance_id, pos)``, outbox rows by their event id, mailbox rows by ``(instance, event id)``.
+runs again. After a crash of the server, an id whose records never reached the WAL is handed
+out again, so once the server has restarted a "committed" is believed only for an id below
+the ``next_xid`` of the shutdown (or end-of-recovery) checkpoint it started from: an id at or
+above it was not durable, so whatever committed under it is another transaction's. The writes
+themselves are fenced or keyed as a second line of defence: a step's instance update is fenced
+by ``(owner, epoch)``, its history rows are keyed by ``(instance_id, pos)``, outbox rows by
+their event id, mailbox rows by ``(instance, event id)``.
 
 **NOTIFY.** A unit that creates work sends one ``pg_notify`` just before its ``COMMIT``:
 PostgreSQL delivers it at commit, and only if the transaction commits, so a listener never
@@ -35,11 +49,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg import pq
 
 from ..sqlite.dbfile import StorageError
 from .url import PostgresURL, scrub
@@ -47,21 +63,118 @@ from .url import PostgresURL, scrub
 log = logging.getLogger("eddic.storage.postgres")
 
 T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
 
-#: How often a unit whose connection was lost is run again, and the first pause (doubled each
-#: time, so about 0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s: a fast server restart is survived).
-RETRIES = 6
+#: How long a unit whose connection was lost is tried again (seconds), and the pauses between
+#: tries (the first, doubled each time up to the last): a server restart of a few seconds,
+#: crash recovery included, is survived; a longer outage is a ``StorageError`` the caller sees
+#: (``serve()`` logs it and tries again with its own backoff).
+RETRY_FOR = 10.0
 FIRST_PAUSE = 0.05
+MAX_PAUSE = 1.0
 
 _SESSION = (
     "SELECT set_config('search_path', %s, false), set_config('TimeZone', 'UTC', false), "
     "set_config('synchronous_commit', 'on', false), "
     "set_config('default_transaction_isolation', 'read committed', false)"
 )
+# a writing unit's id, and which life of the server gave it (see _committed)
+_XID = "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()"
+_STATUS = (
+    "SELECT pg_xact_status(%s::xid8), pg_postmaster_start_time() = %s, c.next_xid, "
+    "c.redo_lsn = c.checkpoint_lsn FROM pg_control_checkpoint() c"
+)
 
 
 def connection_error(message: str, url: PostgresURL, password: str | None) -> StorageError:
     return StorageError(f"cannot connect to {url.redacted}: {scrub(message, password).strip()}")
+
+
+class _Busy(Exception):
+    """Every connection of the pool is in use (and stayed so for the whole wait)."""
+
+
+class _Pool:
+    """At most ``size`` connections, made on demand by the thread that needs one; idle ones
+    are kept (the most recently used first) until a lost connection says they are suspect."""
+
+    def __init__(self, connect: Callable[[], Conn], size: int, first: Conn) -> None:
+        self._connect = connect
+        self._size = size
+        self._idle: list[Conn] = [first]
+        self._out = 0  # handed out, or being made
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def get(self, timeout: float) -> Conn:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise StorageError("the PostgreSQL storage was closed")
+                if self._idle:
+                    self._out += 1
+                    return self._idle.pop()
+                if self._out < self._size:
+                    self._out += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Busy(f"all {self._size} connections stayed busy for {timeout} s")
+                self._cond.wait(left)
+        try:
+            return self._connect()
+        except BaseException:
+            self._put_back(None)
+            raise
+
+    def put(self, conn: Conn) -> None:
+        """Take back a connection; one left broken or inside a transaction is closed."""
+        keep = not conn.closed and not conn.broken
+        if keep and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except Exception:
+                keep = False
+        if not keep:
+            with suppress(Exception):
+                conn.close()
+        self._put_back(conn if keep else None)
+
+    def _put_back(self, conn: Conn | None) -> None:
+        with self._cond:
+            self._out -= 1
+            if conn is not None and not self._closed:
+                self._idle.append(conn)
+                conn = None
+            self._cond.notify()
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    @contextmanager
+    def connection(self, timeout: float = 10.0) -> Iterator[Conn]:
+        """A connection for the block, given back after it (rolled back if left open)."""
+        conn = self.get(timeout)
+        try:
+            yield conn
+        finally:
+            self.put(conn)
+
+    def discard_idle(self) -> None:
+        """Close the idle connections: after a lost one they are likely lost too (a server
+        restart ends them all), and each would cost a retry to find out."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.discard_idle()
 
 
 class Units:
@@ -81,46 +194,46 @@ class Units:
         self.kwargs: dict[str, Any] = {
             "connect_timeout": max(1, int(connect_timeout)),
             "application_name": application_name,
+            # A peer gone without a word (a host down, a network cut) is found out in about
+            # 25 s rather than the kernel's two hours: the LISTEN connection, idle by nature,
+            # then reconnects, and an idle pooled one is not handed out dead for long.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
         }
         self._max = max_connections
-        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
+        self._pool: _Pool | None = None
         self._lock = threading.Lock()
 
     # -- connections --
 
-    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
+    def connect(self, *, autocommit: bool = False) -> Conn:
         """A connection of its own (not pooled), set up like the pool's; ``StorageError``
         (without the password) when the server cannot be reached or refuses the login."""
         try:
-            conn = psycopg.connect(self.url.conninfo, autocommit=autocommit, **self.kwargs)
+            return self._connect(autocommit=autocommit)
         except psycopg.Error as exc:
             raise connection_error(str(exc), self.url, self.password) from None
-        self._configure(conn)
+
+    def _connect(self, *, autocommit: bool = False) -> Conn:
+        """A new connection, set up; psycopg's errors as they are (a unit retries those)."""
+        conn = psycopg.connect(self.url.conninfo, autocommit=autocommit, **self.kwargs)
+        try:
+            conn.execute(_SESSION, [f'"{self.url.schema}"'])
+            if not autocommit:
+                conn.commit()
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(_SESSION, [f'"{self.url.schema}"'])
-        if not conn.autocommit:
-            conn.commit()
-
-    def pool(self) -> ConnectionPool[psycopg.Connection[tuple[Any, ...]]]:
+    def pool(self) -> _Pool:
         with self._lock:
             if self._pool is None:
-                # Checked by a connection of our own first: the pool retries a failed login in
-                # the background and reports only a timeout, not why.
-                self.connect().close()
-                pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
-                    self.url.conninfo,
-                    min_size=1,
-                    max_size=self._max,
-                    kwargs=self.kwargs,
-                    configure=self._configure,
-                    open=False,
-                    name=f"eddic-{self.url.schema}",
-                    reconnect_timeout=60,
-                )
-                pool.open(wait=True, timeout=self.connect_timeout)
-                self._pool = pool
+                # The first connection is made here, not retried: a wrong password, database
+                # or host is an error at once, not a connection "lost" and tried for seconds.
+                self._pool = _Pool(self._connect, self._max, self.connect())
             return self._pool
 
     def close(self) -> None:
@@ -141,80 +254,102 @@ class Units:
         """``work(cursor)`` in one transaction, committed; its result. ``notify(result)`` says,
         before the commit, whether to wake listeners. Retried on connection loss (see above)."""
         pause = FIRST_PAUSE
-        for attempt in range(RETRIES + 1):
-            xid: str | None = None
+        deadline: float | None = None  # set at the first loss
+        while True:
+            xid: tuple[str, datetime] | None = None
             committing = False
             try:
-                with self.pool().connection(timeout=self.connect_timeout) as conn:
+                pool = self.pool()
+                conn = pool.get(self.connect_timeout)
+                try:
                     with conn.cursor() as cur:
                         if write:
-                            cur.execute("SELECT pg_current_xact_id()::text")
-                            xid = _one(cur)
+                            cur.execute(_XID)
+                            row = cur.fetchone()
+                            assert row is not None
+                            xid = (row[0], row[1])
                         result = work(cur)
                         if notify is not None and notify(result):
                             cur.execute("SELECT pg_notify(%s, '')", [self.channel])
                     committing = True
                     conn.commit()
                     return result
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+                finally:
+                    pool.put(conn)
+            except (psycopg.OperationalError, _Busy) as exc:
                 if not _lost(exc):
                     raise
-                if attempt == RETRIES:
+                now = time.monotonic()
+                deadline = now + RETRY_FOR if deadline is None else deadline
+                self._discard_idle()
+                if committing and xid is not None and self._committed(*xid):
+                    return result
+                if now >= deadline:
                     raise StorageError(
                         f"lost the connection to {self.url.redacted} and could not get it back "
-                        f"({RETRIES} tries): {scrub(str(exc), self.password).strip()}"
+                        f"in {RETRY_FOR:g} s: {scrub(str(exc), self.password).strip()}"
                     ) from None
-                log.warning("connection to %s lost (%s); trying again", self.url.redacted, exc)
-                self._discard_broken()
-                if committing and xid is not None and self._committed(xid):
-                    return result
-            time.sleep(pause)
-            pause *= 2
-        raise AssertionError("unreachable")
+                # one warning per unit, not one per try while the server is away
+                (log.debug if pause > FIRST_PAUSE else log.warning)(
+                    "connection to %s lost (%s); trying again", self.url.redacted, exc
+                )
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, MAX_PAUSE)
 
-    def _committed(self, xid: str) -> bool:
-        """Whether the transaction ``xid``, whose COMMIT went unanswered, committed."""
+    def _committed(self, xid: str, started: datetime) -> bool:
+        """Whether the transaction ``xid``, whose COMMIT went unanswered, committed: asked
+        again (the server may be restarting) for up to ``RETRY_FOR`` seconds."""
         pause = FIRST_PAUSE
-        for _ in range(RETRIES + 10):
+        deadline = time.monotonic() + RETRY_FOR
+        while time.monotonic() < deadline:
             try:
-                with self.pool().connection(timeout=self.connect_timeout) as conn:
-                    row = conn.execute("SELECT pg_xact_status(%s::xid8)", [xid]).fetchone()
+                with self.pool().connection(self.connect_timeout) as conn:
+                    row = conn.execute(_STATUS, [xid, started]).fetchone()
                     conn.commit()
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except psycopg.errors.InvalidParameterValue:
+                return False  # "in the future": the id never reached the WAL
+            except (psycopg.OperationalError, _Busy) as exc:
                 if not _lost(exc):
                     raise
-                self._discard_broken()
+                self._discard_idle()
             else:
-                status = None if row is None else row[0]
-                if status != "in progress":  # the old backend may still be finishing it
-                    return status == "committed"
+                assert row is not None
+                status, same_server, next_xid, shutdown_checkpoint = row
+                if status == "in progress":  # the old backend may still be finishing it
+                    pass
+                elif status != "committed":
+                    return False
+                elif same_server:
+                    return True
+                elif shutdown_checkpoint:
+                    # Restarted from a shutdown or end-of-recovery checkpoint: every id below
+                    # its next_xid is of the old life and durable; an id at or above it was not,
+                    # and "committed" there is a newer transaction that was given the same id.
+                    return int(xid) < _full_xid(next_xid)
+                else:
+                    break  # a checkpoint since: that bound is gone, so we cannot tell
             time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            pause = min(pause * 2, MAX_PAUSE)
         raise StorageError(
             f"lost the connection to {self.url.redacted} while committing, and could not learn "
             "whether that commit landed"
         )
 
-    def _discard_broken(self) -> None:
-        # After a server restart every idle pooled connection is dead: check them all now
-        # rather than meet them one retry at a time.
+    def _discard_idle(self) -> None:
         pool = self._pool
         if pool is not None:
-            try:
-                pool.check()
-            except Exception:  # checking is only a shortcut; the retry copes regardless
-                log.debug("pool check failed", exc_info=True)
+            pool.discard_idle()
 
 
-def _one(cur: psycopg.Cursor[tuple[Any, ...]]) -> Any:
-    row = cur.fetchone()
-    assert row is not None
-    return row[0]
+def _full_xid(text: str) -> int:
+    """``pg_control_checkpoint()``'s ``next_xid`` (``epoch:xid``) as a full 64-bit id."""
+    epoch, _, xid = text.partition(":")
+    return (int(epoch) << 32) + int(xid)
 
 
 def _lost(exc: Exception) -> bool:
     """A connection that broke (or none to be had), as opposed to an error of the statement."""
-    if isinstance(exc, PoolTimeout):
+    if isinstance(exc, _Busy):
         return True
     # OperationalError covers both; a statement error (a lock timeout, say) leaves the
     # connection usable and has a SQLSTATE of its class, while a lost one has none or 08/57P.
