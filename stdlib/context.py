@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import validate
+from .errors import SerializationError
 from .kernel import Context, Interpreter
-from .serde import SerializationError, to_jsonable
+from .serde import to_jsonable
 
 logger = logging.getLogger("eddic")
 

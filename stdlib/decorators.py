@@ -19,9 +19,10 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import TypeAdapter
 
 from . import validate
+from .errors import SerializationError
 from .kernel import CallActivity, UnknownWorkflow
 from .retry import COMPENSATION_RETRY, NO_RETRY, RetryPolicy
-from .serde import SerializationError, adapter_for, type_hints
+from .serde import adapter_for, type_hints
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -17,11 +17,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
-from .kernel import EddicError
-
-
-class SerializationError(EddicError):
-    """A value could not be turned into JSON, or JSON back into its declared type."""
+from .errors import SerializationError
 
 
 @lru_cache(maxsize=1024)

@@ -26,15 +26,16 @@ from typing import Any
 from ..debug.replay import Replay, Step
 from ..debug.timeline import FINISHED, build
 from ..decorators import get_workflow
+from ..errors import CliError, DamagedRecord, StorageError
 from ..kernel import EddicError, UnknownWorkflow
 from ..runtime.app import App
 from ..runtime.outbox import discard, retry_failed
-from ..storage.sqlite.dbfile import StorageError
+from ..storage import shown_url
 from ..storage.sqlite.dbview import ReadOnlyDatabase
-from ..storage.sqlite.public_rows import DamagedRecord
 from . import display
 from .display import escape
 from .store_reader import Reader, StoreReader
+from .store_reader import replay as replay_of_reader
 
 EXIT_OK, EXIT_DIVERGED, EXIT_ERROR = 0, 1, 2
 STATUSES = (
@@ -47,10 +48,6 @@ STATUSES = (
     "cancelled",
 )
 OUTBOX_STATUSES = ("pending", "failed", "sent", "discarded")
-
-
-class CliError(EddicError):
-    """A problem to report on one line, exiting with status 2."""
 
 
 # -- finding the database and the code ----------------------------------------------------------
@@ -285,7 +282,7 @@ def _prompt(style: Style) -> str:
 
 def _replay_of(db: Reader, instance_id: str) -> Replay:
     try:
-        return db.replay(instance_id)
+        return replay_of_reader(db, instance_id)
     except UnknownWorkflow as exc:
         raise CliError(f"{exc} (replay runs your code: pass --import MODULE or --app)") from None
     except StorageError:  # names the instance and the record already
@@ -357,7 +354,7 @@ def _check_one(db: Reader, info: dict[str, Any]) -> dict[str, Any]:
     if result["damaged"]:
         return result
     try:
-        replay = db.replay(info["instance_id"])
+        replay = replay_of_reader(db, info["instance_id"])
         result["steps"] = sum(1 for _ in replay)
     except DamagedRecord as exc:
         result.update(damaged=True, message=str(exc))
@@ -418,7 +415,7 @@ def cmd_serve(session: Session, args: argparse.Namespace) -> int:
     stopper = _Stopper(app)
     previous = {sig: signal.signal(sig, stopper) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        print(f"serving {escape(session.db_url)} (Ctrl-C to stop)", flush=True)
+        print(f"serving {escape(shown_url(session.db_url))} (Ctrl-C to stop)", flush=True)
         app.serve(idle_sleep_max=args.poll, threads=args.threads)
     finally:
         stopper.served.set()

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import from_text
+from ..codec import check_command, decode_records
 from ..context import WorkflowContext
 from ..decorators import Workflow, get_workflow
 from ..kernel import (
@@ -42,7 +43,6 @@ from ..kernel import (
     Scheduled,
     Trace,
 )
-from ..runtime.instance import check_command, decode_records
 from ..serde import from_jsonable, loads
 from ..storage import Store
 from .divergence import Divergence, FieldDiff, describe_command, record_fields

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import validate
-from ..clock import to_text, utcnow
+from ..clock import utcnow
+from ..codec import event_to_json
 from ..debug.replay import Replay, replay_instance
 from ..decorators import Workflow, get_workflow, workflow_names
 from ..kernel import (
@@ -28,7 +29,7 @@ from ..kernel import (
 from ..serde import dumps, from_jsonable, to_jsonable
 from ..storage import open_store
 from .faults import is_exit_request
-from .instance import LiveInstance, event_to_json
+from .instance import LiveInstance
 from .outbox import relay
 from .worker import Worker, new_worker_id
 
@@ -195,14 +196,14 @@ class App:
             "workflow_name": wf.name,
             "status": "running",
             "input_data": dumps(input_json),
-            "created_at": to_text(now),
-            "updated_at": to_text(now),
-            "started_at": to_text(now),
+            "created_at": now,
+            "updated_at": now,
+            "started_at": now,
             "service_name": self.service_name,
             "lock_timeout_seconds": timeout,
             "lock_owner": worker.worker_id,
             "lock_epoch": 1,
-            "lock_expires_at": to_text(live.lease_until),
+            "lock_expires_at": live.lease_until,
         }
         taken, live.key = self.storage.create(row, step, now, check_taken=instance_id is not None)
         if taken is not None:  # started meanwhile by another caller

@@ -24,8 +24,9 @@ from typing import Any
 
 from ..context import ActivityContext, PublishedEvent
 from ..decorators import Activity
+from ..errors import SerializationError
 from ..kernel import CallActivity, Failure
-from ..serde import SerializationError, conform, dumps, from_jsonable, to_jsonable
+from ..serde import conform, dumps, from_jsonable, to_jsonable
 
 
 @dataclass

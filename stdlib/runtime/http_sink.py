@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from ..kernel import EddicError
+from ..errors import SinkError, SinkTimeout
 
 #: Longest error text stored for a row.
 MAX_ERROR = 1000
@@ -34,14 +34,6 @@ _URL_IN_TEXT = re.compile(
     r"([^\s?#'\"<>]*)"  # host, port, path
     r"(\?[^\s#'\"<>]*)?(#[^\s'\"<>]*)?"  # query, fragment
 )
-
-
-class SinkError(EddicError):
-    """A sink refused an event, failed, or did not answer in time."""
-
-
-class SinkTimeout(SinkError):
-    """A delivery did not finish within the timeout."""
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ..clock import from_text, to_text
+from ..codec import check_command, failure_json
 from ..context import WorkflowContext
 from ..decorators import Activity, Workflow, find_activity
+from ..errors import SerializationError
 from ..kernel import (
     RUN_TO_COMPLETION,
     CallActivity,
-    Command,
-    Event,
-    Failure,
     Interpreter,
     Phase,
-    Publish,
     Record,
-    Resolved,
     Scheduled,
 )
-from ..serde import SerializationError, dumps, from_jsonable, loads, to_jsonable
+from ..serde import dumps, to_jsonable
 
 
 class Survey(NamedTuple):
@@ -151,8 +147,8 @@ class LiveInstance:
                         record.kind,
                         record.name,
                         dumps(args),
-                        to_text(record.at),
-                        to_text(record.deadline),
+                        record.at,
+                        record.deadline,
                         None,
                         None,
                     )
@@ -174,10 +170,10 @@ class LiveInstance:
                         None,
                         None,
                         None,
-                        to_text(record.at),
+                        record.at,
                         None,
                         value,
-                        None if failure is None else dumps(_failure_json(failure)),
+                        None if failure is None else dumps(failure_json(failure)),
                     )
                 )
         return out
@@ -204,91 +200,9 @@ class LiveInstance:
             return {"__error__": str(exc)}
 
 
-def check_command(command: Command) -> Command | None:
-    """The runtime's look at each command a workflow yields (``Interpreter(check=...)``).
-
-    ``Publish`` data must serialise to JSON (pydantic: models and datetimes are fine); when it
-    does not, a ``TypeError`` is thrown into the workflow at its yield. The command is recorded
-    with that JSON form, a snapshot: changing the object after the yield does not change the
-    event. Pass this to every interpreter that replays the runtime's histories, so that a
-    refused ``Publish`` is refused there too.
-    """
-    if type(command) is Publish:
-        try:
-            data = to_jsonable(command.data, what=f"data of event {command.event_type!r}")
-        except SerializationError as exc:
-            raise TypeError(str(exc)) from None
-        return Publish(command.event_type, data, command.source)
-    return None
-
-
 def resolve_activity(command: Any) -> Activity | None:
     if not isinstance(command, CallActivity):
         return None
     if isinstance(command.activity, Activity):
         return command.activity
     return find_activity(command.name)
-
-
-def _failure_json(failure: Failure) -> dict[str, Any]:
-    return {
-        "type": failure.type,
-        "message": failure.message,
-        "attempts": failure.attempts,
-        "traceback": failure.traceback,
-    }
-
-
-def decode_records(rows: list[tuple[Any, ...]]) -> list[Record]:
-    """Kernel records from history rows, values rebuilt as the types they were recorded as."""
-    kinds: dict[int, tuple[str, str]] = {}
-    records: list[Record] = []
-    for _iid, _pos, seq, record, kind, name, args, at, deadline, value, failure in rows:
-        when = from_text(at)
-        assert when is not None
-        if record == "scheduled":
-            kinds[seq] = (kind, name)
-            records.append(Scheduled(seq, kind, name, loads(args), when, from_text(deadline)))
-            continue
-        if failure is not None:
-            f = loads(failure)
-            records.append(
-                Resolved(
-                    seq,
-                    when,
-                    failure=Failure(
-                        f["type"], f["message"], f.get("attempts", 1), f.get("traceback")
-                    ),
-                )
-            )
-            continue
-        kind, name = kinds.get(seq, ("", ""))
-        records.append(Resolved(seq, when, decode_value(kind, name, loads(value))))
-    return records
-
-
-def decode_value(kind: str, name: str, data: Any) -> Any:
-    if kind in RUN_TO_COMPLETION:
-        act = find_activity(name)
-        if act is None:
-            return data
-        return from_jsonable(data, act.result_adapter, what=f"the recorded result of {name!r}")
-    if kind == "event" and isinstance(data, dict):
-        return event_from_json(data)
-    return data
-
-
-def event_to_json(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "type": event.type,
-        "source": event.source,
-        "time": to_text(event.time),
-        "data": event.data,
-    }
-
-
-def event_from_json(data: dict[str, Any]) -> Event:
-    when = from_text(data["time"])
-    assert when is not None
-    return Event(data["id"], data["type"], data["source"], when, data.get("data"))

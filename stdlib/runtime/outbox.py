@@ -20,10 +20,11 @@ from datetime import timedelta
 from typing import Any
 
 from ..clock import from_text, utcnow
+from ..errors import SinkError, SinkTimeout
 from ..kernel import Event
 from ..serde import loads
 from ..storage import Store
-from .http_sink import Exchange, SinkError, SinkTimeout, cut, redact, target_of
+from .http_sink import Exchange, cut, redact, target_of
 
 #: How long a claim outlasts the delivery's timeout: room for the commit that follows it.
 _CLAIM_MARGIN = 30.0

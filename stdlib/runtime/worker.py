@@ -20,8 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import to_text, utcnow
+from ..codec import decode_records, event_to_json
 from ..context import ActivityContext
 from ..decorators import Workflow, find_workflow
+from ..errors import SerializationError
 from ..kernel import (
     RUN_TO_COMPLETION,
     EddicError,
@@ -32,13 +34,12 @@ from ..kernel import (
     Scheduled,
     derived_uuid,
 )
-from ..serde import SerializationError, conform, dumps, from_jsonable, loads, to_jsonable
-from ..storage import Store
-from ..storage.sqlite.steps import LeaseLost, StepWrite
+from ..serde import conform, dumps, from_jsonable, loads, to_jsonable
+from ..storage import LeaseLost, StepWrite, Store
 from . import events
 from .executor import Outcome, run_attempt
 from .faults import error_json, is_exit_request, parked_json
-from .instance import LiveInstance, decode_records, event_to_json, resolve_activity
+from .instance import LiveInstance, resolve_activity
 from .leases import LeaseKeeper
 
 log = logging.getLogger("eddic")
@@ -221,8 +222,8 @@ class Worker:
         )
         return retry_at, {
             "error": dumps(parked_json(exc, retry_at, where)),
-            "retry_after": to_text(retry_at),
-            "updated_at": to_text(now),
+            "retry_after": retry_at,
+            "updated_at": now,
         }
 
     def _park(self, instance_id: str, epoch: int, exc: BaseException, where: str) -> None:
@@ -300,7 +301,7 @@ class Worker:
         self._cache.pop(live.instance_id, None)
         step = self._new_step(live)
         step.attempts = _not_begun(live)
-        step.columns = {"updated_at": to_text(now)}
+        step.columns = {"updated_at": now}
         step.release = True
         self.storage.commit_step(step, now)
 
@@ -415,7 +416,7 @@ class Worker:
                 next_at = now + timedelta(seconds=wait)
                 live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None, None]
                 step = self._new_step(live)
-                step.attempts.append((seq, attempt, failures, to_text(next_at), dumps(str(error))))
+                step.attempts.append((seq, attempt, failures, next_at, dumps(str(error))))
                 return self._finish_step(live, step, now)
         return self._record_outcome(live, pending, attempt, error, outcome, now)
 
@@ -554,8 +555,8 @@ class Worker:
             event_type,
             source or self.service_name,
             dumps(payload),
-            to_text(now),
-            to_text(now),
+            now,
+            now,
         )
 
     def _fill_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
@@ -580,9 +581,7 @@ class Worker:
         waits = survey.events
         if waits or live.waits:
             step.waits_added = [
-                (seq, p.name, to_text(p.deadline))
-                for seq, p in waits.items()
-                if seq not in live.waits
+                (seq, p.name, p.deadline) for seq, p in waits.items() if seq not in live.waits
             ]
             step.waits_removed = [seq for seq in live.waits if seq not in waits]
         if interp.finished:
@@ -590,7 +589,7 @@ class Worker:
             step.release = True
         else:
             wake = survey.wake_at
-            columns["wake_at"] = to_text(wake)
+            columns["wake_at"] = wake
             step.release = not survey.runnable and (wake is None or wake > now)
             if not step.release:
                 columns.update(self._lease_columns(live, now))
@@ -603,7 +602,7 @@ class Worker:
                 if name in written and written[name] == columns[name]:
                     del columns[name]
         if step.release or columns.keys() - {"lock_expires_at"}:
-            columns["updated_at"] = to_text(now)
+            columns["updated_at"] = now
         step.columns = columns
 
     def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
@@ -614,7 +613,7 @@ class Worker:
             return {}
         until = now + timedelta(seconds=timeout)
         live.lease_until = until
-        return {"lock_expires_at": to_text(until)}
+        return {"lock_expires_at": until}
 
     def _after_commit(self, live: LiveInstance, step: StepWrite) -> None:
         live.written.update(step.columns)
@@ -649,7 +648,7 @@ def _lost(act: Any, started: int, state: list[Any] | None) -> Failure:
     )
 
 
-def _not_begun(live: LiveInstance) -> list[tuple[int, int, int, str | None, str | None]]:
+def _not_begun(live: LiveInstance) -> list[tuple[int, int, int, datetime | None, str | None]]:
     """Attempt rows saying "attempt 1 has not begun" for activities scheduled under this lease
     and never started: the scheduled record stands for attempt 1 having begun, which would
     otherwise count against max_attempts for a body that never ran."""

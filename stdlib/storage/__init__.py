@@ -11,11 +11,11 @@ from __future__ import annotations
 import sqlite3
 import sys
 
+from ..errors import DamagedRecord, StorageError
 from .base import OutboxStore, Store, Stored
-from .sqlite.dbfile import StorageError
-from .sqlite.public_rows import DamagedRecord
-from .sqlite.steps import LeaseLost, StepWrite
+from .sqlite.public_rows import HISTORY_FIELDS, check_replayable, history_record
 from .sqlite.store import Storage
+from .step import LeaseLost, StepWrite
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -29,6 +29,13 @@ def driver_errors() -> tuple[type[Exception], ...]:
     if psycopg is not None:
         errors += (psycopg.Error,)
     return errors
+
+
+def shown_url(db_url: str) -> str:
+    """``db_url`` as it may be printed or logged: a server URL's password replaced by ``***``."""
+    from .postgres.url import redact  # plain urllib: no driver is imported
+
+    return redact(db_url)
 
 
 def open_store(db_url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000) -> Store:
@@ -48,6 +55,7 @@ def open_store(db_url: str, *, synchronous: str = "FULL", busy_timeout_ms: int =
 
 
 __all__ = [
+    "HISTORY_FIELDS",
     "DamagedRecord",
     "LeaseLost",
     "OutboxStore",
@@ -56,6 +64,9 @@ __all__ = [
     "StorageError",
     "Store",
     "Stored",
+    "check_replayable",
     "driver_errors",
+    "history_record",
     "open_store",
+    "shown_url",
 ]

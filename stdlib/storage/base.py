@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from ..kernel import Event
-from .sqlite.steps import StepWrite
+from .step import StepWrite
 
 
 class Stored(NamedTuple):

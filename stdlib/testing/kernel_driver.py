@@ -25,6 +25,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..codec import check_command
 from ..context import WorkflowContext
 from ..decorators import Workflow
 from ..kernel import (
@@ -39,7 +40,6 @@ from ..kernel import (
     Resolved,
     activity_name,
 )
-from ..runtime.instance import check_command
 
 __all__ = ["DEFAULT_START", "WorkflowDriver"]
 

@@ -532,11 +532,6 @@ def test_wake_and_wait_never_wait_out_a_server_that_is_down(
         assert waited < 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_serve prints session.db_url as given: stdlib/cli/commands.py should print "
-    "eddic.storage.postgres.url.redact(session.db_url) (the workers' logs here showed it)",
-)
 def test_eddic_serve_does_not_print_the_password(postgres_db_url: str) -> None:
     password = urlsplit(postgres_db_url).password
     assert password

@@ -14,11 +14,11 @@ import pytest
 
 from eddic.clock import to_text
 from eddic.kernel import EddicError, InstanceNotFound
+from eddic.storage import LeaseLost, StepWrite
 from eddic.storage.postgres.schema import SCHEMA_VERSION
 from eddic.storage.postgres.store import PostgresStorage
 from eddic.storage.postgres.url import parse_postgres_url
 from eddic.storage.sqlite.dbfile import StorageError
-from eddic.storage.sqlite.steps import LeaseLost, StepWrite
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
@@ -37,14 +37,14 @@ def _row(iid: str, *, owner: str | None = "w1", epoch: int = 1, **extra: Any) ->
         "workflow_name": "wf",
         "status": "running",
         "input_data": "null",
-        "created_at": to_text(T0),
-        "updated_at": to_text(T0),
-        "started_at": to_text(T0),
+        "created_at": T0,
+        "updated_at": T0,
+        "started_at": T0,
         "service_name": "svc",
         "lock_timeout_seconds": None,
         "lock_owner": owner,
         "lock_epoch": epoch,
-        "lock_expires_at": to_text(T0 + timedelta(seconds=30)) if owner else None,
+        "lock_expires_at": T0 + timedelta(seconds=30) if owner else None,
     }
     row.update(extra)
     return row
@@ -52,8 +52,8 @@ def _row(iid: str, *, owner: str | None = "w1", epoch: int = 1, **extra: Any) ->
 
 def _hist(iid: str, pos: int, seq: int, *, record: str = "scheduled") -> tuple[Any, ...]:
     if record == "scheduled":
-        return (iid, pos, seq, "scheduled", "activity", "act", "[]", to_text(T0), None, None, None)
-    return (iid, pos, seq, "resolved", None, None, None, to_text(T0), None, "1", None)
+        return (iid, pos, seq, "scheduled", "activity", "act", "[]", T0, None, None, None)
+    return (iid, pos, seq, "resolved", None, None, None, T0, None, "1", None)
 
 
 def _create(store: PostgresStorage, iid: str, **extra: Any) -> StepWrite:
@@ -169,8 +169,8 @@ def test_create_acquire_commit_and_read_back(store: PostgresStorage):
         "w2",
         2,
         history=[_hist("i1", 2, 1, record="resolved")],
-        columns={"status": "completed", "output_data": '{"x": 1}', "updated_at": to_text(T0)},
-        attempts=[(1, 1, 0, to_text(T0), None)],
+        columns={"status": "completed", "output_data": '{"x": 1}', "updated_at": T0},
+        attempts=[(1, 1, 0, T0, None)],
         release=True,
     )
     store.commit_step(step, T0)
@@ -196,7 +196,7 @@ def test_a_stale_epoch_raises_lease_lost_and_writes_nothing(store: PostgresStora
         "w1",
         0,
         history=[_hist("i1", 2, 2)],
-        outbox=[("e1", "i1", 2, "t", "s", "{}", to_text(T0), to_text(T0))],
+        outbox=[("e1", "i1", 2, "t", "s", "{}", T0, T0)],
         columns={"status": "failed"},
     )
     with pytest.raises(LeaseLost):
@@ -236,7 +236,7 @@ def test_due_stale_and_next_wake(store: PostgresStorage):
             "sleeper",
             "w1",
             1,
-            columns={"status": "waiting_for_timer", "wake_at": to_text(T0 + timedelta(hours=1))},
+            columns={"status": "waiting_for_timer", "wake_at": T0 + timedelta(hours=1)},
             release=True,
         ),
         T0,
@@ -331,8 +331,8 @@ def test_outbox_rows_heads_and_claims(store: PostgresStorage):
             "w1",
             1,
             outbox=[
-                ("e1", "i1", 1, "t", "s", '{"a": 1}', to_text(T0), to_text(T0)),
-                ("e2", "i1", 2, "t", "s", "{}", to_text(T0), to_text(T0)),
+                ("e1", "i1", 1, "t", "s", '{"a": 1}', T0, T0),
+                ("e2", "i1", 2, "t", "s", "{}", T0, T0),
             ],
         ),
         T0,
@@ -430,7 +430,7 @@ def test_a_commit_whose_reply_was_lost_is_not_run_twice(postgres_db_url: str, mo
             "w1",
             1,
             history=[_hist("i1", 2, 2)],
-            outbox=[("e1", "i1", 2, "t", "s", "{}", to_text(T0), to_text(T0))],
+            outbox=[("e1", "i1", 2, "t", "s", "{}", T0, T0)],
         )
         store.commit_step(step, T0)  # no IntegrityError, no LeaseLost
         monkeypatch.undo()

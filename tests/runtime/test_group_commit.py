@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from eddic import App, WorkflowContext, activity, workflow
-from eddic.storage import Storage
-from eddic.storage.sqlite.steps import LeaseLost, StepWrite
+from eddic.storage import LeaseLost, StepWrite, Storage
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from eddic import (
     workflow,
 )
 from eddic.decorators import _WORKFLOWS
-from eddic.storage.sqlite.steps import LeaseLost, StepWrite
+from eddic.storage import LeaseLost, StepWrite
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 attempts_seen: list[tuple[int, str]] = []

@@ -10,7 +10,7 @@ import pytest
 
 from eddic import All, App, WaitEvent, WorkflowContext, activity, workflow
 from eddic.clock import utcnow
-from eddic.storage.sqlite.steps import LeaseLost, StepWrite
+from eddic.storage import LeaseLost, StepWrite
 
 
 @activity

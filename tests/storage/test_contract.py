@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from eddic.clock import to_text
 from eddic.kernel import EddicError, InstanceNotFound
 from eddic.storage import LeaseLost, StepWrite, Store, open_store
 
@@ -43,19 +42,19 @@ def _row(
         "workflow_name": workflow,
         "status": "running",
         "input_data": '"in"',
-        "created_at": to_text(T0),
-        "updated_at": to_text(T0),
-        "started_at": to_text(T0),
+        "created_at": T0,
+        "updated_at": T0,
+        "started_at": T0,
         "service_name": "contract",
         "lock_timeout_seconds": 60.0,
         "lock_owner": owner,
         "lock_epoch": 1,
-        "lock_expires_at": to_text(until or T0 + timedelta(seconds=60)),
+        "lock_expires_at": until or T0 + timedelta(seconds=60),
     }
 
 
 def _scheduled(iid: str, pos: int, seq: int, kind: str = "timer") -> tuple[Any, ...]:
-    return (iid, pos, seq, "scheduled", kind, "sleep", "{}", to_text(T0), None, None, None)
+    return (iid, pos, seq, "scheduled", kind, "sleep", "{}", T0, None, None, None)
 
 
 def _create(store: Store, iid: str, **columns: Any) -> int:
@@ -68,7 +67,7 @@ def _create(store: Store, iid: str, **columns: Any) -> int:
 
 
 def test_create_then_read_back(store: Store) -> None:
-    _create(store, "i-1", wake_at=to_text(T0 + timedelta(seconds=5)))
+    _create(store, "i-1", wake_at=T0 + timedelta(seconds=5))
     info = store.get_instance("i-1")
     assert (info["workflow_name"], info["status"], info["input_data"]) == ("wf", "running", "in")
     assert info["wake_at"] == T0 + timedelta(seconds=5)
@@ -101,7 +100,7 @@ def test_the_lease_is_taken_only_when_free_or_expired_and_fences_every_write(sto
     assert not store.renew("i-1", "w1", 1, T0 + timedelta(hours=1))
     assert store.renew("i-1", "w2", 2, T0 + timedelta(hours=1))
     step = StepWrite("i-1", "w2", 2, key=key, columns={"status": "waiting_for_timer"})
-    step.history = [("i-1", 2, 1, "resolved", None, None, None, to_text(T0), None, "null", None)]
+    step.history = [("i-1", 2, 1, "resolved", None, None, None, T0, None, "null", None)]
     store.commit_step(step, T0)
     assert store.get_instance("i-1")["status"] == "waiting_for_timer"
     assert len(store.history("i-1")) == 2
@@ -113,7 +112,7 @@ def test_the_lease_is_taken_only_when_free_or_expired_and_fences_every_write(sto
 
 def test_due_work_and_the_next_wake_skip_what_cannot_run(store: Store) -> None:
     soon = T0 + timedelta(seconds=10)
-    _create(store, "due", wake_at=to_text(soon))
+    _create(store, "due", wake_at=soon)
     store.release("due", "w1", 1)
     assert store.due_instances(T0) == []
     assert store.due_instances(soon) == [("due", "wf")]
@@ -147,9 +146,9 @@ def _free(store: Store, iid: str, workflow: str = "wf", **columns: Any) -> None:
 
 def test_claim_takes_due_then_stale_work_of_its_workflows_only(store: Store) -> None:
     soon, later = T0 + timedelta(seconds=10), T0 + timedelta(seconds=61)
-    _free(store, "timer", wake_at=to_text(soon))
+    _free(store, "timer", wake_at=soon)
     _create(store, "stale")  # w1's lease runs out at T0 + 60 s
-    _free(store, "other", workflow="other", wake_at=to_text(soon))
+    _free(store, "other", workflow="other", wake_at=soon)
     claim = {"limit": 10, "default_timeout": 30.0, "workflows": ["wf"]}
     assert store.claim(T0, "w2", **claim) == []  # nothing due yet, the lease is live
     assert store.next_wake(workflows=["wf"]) == soon
@@ -170,7 +169,7 @@ def test_claim_takes_due_then_stale_work_of_its_workflows_only(store: Store) -> 
 
 def test_claim_orders_the_longest_waiting_first_and_stops_at_its_limit(store: Store) -> None:
     for n in (3, 1, 2):
-        _free(store, f"i{n}", wake_at=to_text(T0 + timedelta(seconds=n)))
+        _free(store, f"i{n}", wake_at=T0 + timedelta(seconds=n))
     got = store.claim(
         T0 + timedelta(seconds=5), "w2", limit=2, default_timeout=30, workflows=["wf"]
     )
@@ -180,7 +179,7 @@ def test_claim_orders_the_longest_waiting_first_and_stops_at_its_limit(store: St
 def test_claimers_in_two_threads_never_take_one_instance_twice(store: Store) -> None:
     ids = [f"i{n:02d}" for n in range(40)]
     for iid in ids:
-        _free(store, iid, wake_at=to_text(T0))
+        _free(store, iid, wake_at=T0)
     claimed: list[list[str]] = [[], []]
     barrier = threading.Barrier(2)
 
@@ -226,7 +225,7 @@ def test_a_finished_instance_takes_no_event(store: Store) -> None:
 def test_outbox_rows_are_claimed_by_one_relay_at_a_time(store: Store) -> None:
     step = StepWrite("i-1", "w1", 1)
     step.history = [_scheduled("i-1", 1, 1)]
-    step.outbox = [("ev-1", "i-1", 1, "t", "s", "{}", to_text(T0), to_text(T0))]
+    step.outbox = [("ev-1", "i-1", 1, "t", "s", "{}", T0, T0)]
     assert store.create(_row("i-1"), step, T0)[0] is None
     assert store.outbox.pending()
     newest, heads = store.outbox.due_heads(T0, None, 10)
@@ -241,3 +240,9 @@ def test_outbox_rows_are_claimed_by_one_relay_at_a_time(store: Store) -> None:
     store.outbox.sent(row_id, 2, T0)
     assert not store.outbox.pending() and store.outbox.rows(["sent"])[0]["attempts"] == 2
     assert store.outbox.due_heads(T0, newest, 10)[1] == []
+
+
+def test_an_unsupported_url_is_refused_without_its_password() -> None:
+    with pytest.raises(ValueError, match="unsupported db_url") as refused:
+        open_store("mysql://app:s3cret-pw@db.example:3306/orders")
+    assert "s3cret-pw" not in str(refused.value) and "app:***@db.example" in str(refused.value)

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..sqlite.dbfile import StorageError
+from ...errors import StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MARKER = "eddic"
 _FINISHED = "('completed','failed','cancelled')"
 
@@ -66,12 +66,25 @@ _V1 = [
 ]
 
 
-def _create_v1(cur: Any) -> None:
-    for statement in _V1:
-        cur.execute(statement)
+# v2: ``next_wake`` reads the earliest waiting instances in this order, a few index entries,
+# instead of taking a minimum over every waiting instance (87 ms per poll with 100,000 timers,
+# tests/benchmarks/pg_idle_fleet.py). The lease is left out of the key: lease changes (every
+# claim and release) would then all rewrite the index instead of being HOT updates.
+_V2 = [
+    "CREATE INDEX instances_wake_order ON instances ((greatest(wake_at, retry_after))) "
+    f"WHERE wake_at IS NOT NULL AND status NOT IN {_FINISHED}",
+]
 
 
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _create_v1}
+def _run(statements: list[str]) -> Callable[[Any], None]:
+    def migration(cur: Any) -> None:
+        for statement in statements:
+            cur.execute(statement)
+
+    return migration
+
+
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _run(_V1), 2: _run(_V2)}
 
 
 def quote_ident(name: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from ..sqlite.steps import LeaseLost, StepWrite, step_columns
+from ..step import LeaseLost, StepWrite, step_columns
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 

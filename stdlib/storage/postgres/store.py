@@ -20,7 +20,7 @@ from ...clock import from_text
 from ...kernel import Event, InstanceNotFound
 from ..base import Store, Stored
 from ..sqlite.public_rows import HISTORY_FIELDS, decoded_history, public_instance
-from ..sqlite.steps import StepWrite, step_columns
+from ..step import StepWrite, step_columns
 from . import mailbox, steps
 from .listener import Listener
 from .outbox_rows import PostgresOutboxRows
@@ -45,6 +45,12 @@ _DUE = (
     "AND (lock_owner IS NULL OR lock_expires_at < %(now)s) "
     "AND (retry_after IS NULL OR retry_after <= %(now)s)"
 )
+# When an instance waiting on a time can next be taken: its wake time, park, or live lease.
+_WAKE = (
+    "greatest(wake_at, retry_after, "
+    "CASE WHEN lock_owner IS NULL THEN NULL ELSE lock_expires_at END)"
+)
+_WAKE_SCAN = 32  # rows next_wake reads in wake order before it looks at every one
 # A lease of the instance's own timeout, or the default (0 counts as unset, as on SQLite).
 _LEASE_UNTIL = (
     "%(now)s::timestamptz + make_interval(secs => "
@@ -275,14 +281,16 @@ class PostgresStorage:
         which = _CLAIMABLE if stale else _DUE
 
         def work(cur: Cursor) -> list[tuple[int, dict[str, Any]]]:
+            # ``= ANY(ARRAY(...))``, not a join with the picked rows: a generic plan of the
+            # join (the server's choice after a few runs of a prepared statement) scanned
+            # every instance (61 ms with 200,000 of them, tests/benchmarks/pg_idle_fleet.py).
             cur.execute(
-                "WITH picked AS (SELECT instance_id FROM instances "
+                "UPDATE instances i SET lock_owner = %(owner)s, lock_epoch = i.lock_epoch + 1, "
+                f"lock_expires_at = {_LEASE_UNTIL} "
+                "WHERE i.instance_id = ANY(ARRAY(SELECT instance_id FROM instances "
                 f"WHERE {which} AND workflow_name = ANY(%(names)s) "
                 "ORDER BY coalesce(wake_at, updated_at) "
-                "LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-                "UPDATE instances i SET lock_owner = %(owner)s, lock_epoch = i.lock_epoch + 1, "
-                f"lock_expires_at = {_LEASE_UNTIL} FROM picked "
-                "WHERE i.instance_id = picked.instance_id RETURNING i.*",
+                "LIMIT %(limit)s FOR UPDATE SKIP LOCKED)) RETURNING i.*",
                 {
                     "owner": owner,
                     "now": now,
@@ -428,20 +436,29 @@ class PostgresStorage:
         self, exclude: Sequence[str] = (), workflows: Sequence[str] | None = None
     ) -> datetime | None:
         """When the earliest instance ``due_instances`` will return becomes due (see SQLite's
-        ``Storage.next_wake``). ``GREATEST`` skips NULLs, as SQLite's ``''`` stand-ins do."""
-        mine = "" if workflows is None else "AND workflow_name = ANY(%s)"
-        params: list[Any] = [list(exclude)]
-        if workflows is not None:
-            params.append(list(workflows))
+        ``Storage.next_wake``). ``GREATEST`` skips NULLs, as SQLite's ``''`` stand-ins do.
+
+        Read in ``instances_wake_order`` (wake time or park, the lease left out): among the
+        first rows in that order, an unleased one is the answer, since no later row can come
+        due before it; only when every one of them is leased are all rows looked at."""
+        mine = "" if workflows is None else "AND workflow_name = ANY(%(names)s)"
+        where = (
+            f"wake_at IS NOT NULL AND status NOT IN {_FINISHED} "
+            f"AND instance_id <> ALL(%(exclude)s) {mine}"
+        )
+        params = {"exclude": list(exclude), "names": list(workflows or ()), "n": _WAKE_SCAN}
 
         def work(cur: Cursor) -> Any:
             cur.execute(
-                "SELECT min(greatest(wake_at, retry_after, "
-                "CASE WHEN lock_owner IS NULL THEN NULL ELSE lock_expires_at END)) "
-                f"FROM instances WHERE wake_at IS NOT NULL AND status NOT IN {_FINISHED} "
-                f"AND instance_id <> ALL(%s) {mine}",
+                f"SELECT min({_WAKE}), bool_or(lock_owner IS NULL OR lock_expires_at IS NULL), "
+                f"count(*) FROM (SELECT * FROM instances WHERE {where} "
+                "ORDER BY greatest(wake_at, retry_after) LIMIT %(n)s) AS firsts",
                 params,
             )
+            first, free, seen = cur.fetchone() or (None, None, 0)
+            if free or seen < _WAKE_SCAN:
+                return first
+            cur.execute(f"SELECT min({_WAKE}) FROM instances WHERE {where}", params)
             return _one(cur)
 
         found = self.units.run(work, write=False)

@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import pq
 
-from ..sqlite.dbfile import StorageError
+from ...errors import StorageError
 from .url import PostgresURL, scrub
 
 log = logging.getLogger("eddic.storage.postgres")

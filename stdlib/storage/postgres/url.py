@@ -11,7 +11,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..sqlite.dbfile import StorageError
+from ...errors import StorageError
 
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_SCHEMA = "eddic"

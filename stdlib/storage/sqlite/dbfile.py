@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from ...kernel import EddicError
+from ...errors import StorageError
 from .schema import SCHEMA_VERSION
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -34,10 +34,6 @@ _FORMS = (
 Identity = tuple[int, int]
 
 
-class StorageError(EddicError):
-    """The database cannot be used: foreign, corrupt, read-only, or from a newer eddic."""
-
-
 def parse_db_url(db_url: str) -> str:
     """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``; ``:memory:``.
 
@@ -46,7 +42,9 @@ def parse_db_url(db_url: str) -> str:
     """
     prefix = "sqlite:///"
     if not db_url.startswith(prefix):
-        raise ValueError(f"unsupported db_url {db_url!r}: {_FORMS}")
+        from ..postgres.url import redact  # a URL of another kind may hold a password
+
+        raise ValueError(f"unsupported db_url {redact(db_url)!r}: {_FORMS}")
     path = db_url[len(prefix) :]
     if not path:
         raise ValueError(f"db_url {db_url!r} names no file")

@@ -15,19 +15,15 @@ from typing import Any
 
 import sqlite_utils
 
-from ...debug.replay import Replay
-from ...decorators import Workflow
-from ...kernel import EddicError, InstanceNotFound
-from ...runtime.instance import decode_records
-from .dbfile import StorageError, check_schema, open_read_only, parse_db_url
+from ...errors import StorageError
+from ...kernel import InstanceNotFound
+from .dbfile import check_schema, open_read_only, parse_db_url
 from .outbox_rows import select_outbox
 from .public_rows import (
-    HISTORY_FIELDS,
     DamagedRecord,
     check_replayable,
     count_instances,
     decoded_history,
-    history_record,
     json_column,
     public_instance,
     select_instance_rows,
@@ -122,22 +118,15 @@ class ReadOnlyDatabase:
             rows = self._storage.history_rows(db, instance_id)
         return decoded_history(rows)
 
-    def replay(self, instance_id: str, workflow: Workflow[Any] | None = None) -> Replay:
-        """The instance's replay through the code registered in this process.
-
-        Its records are checked first, so a damaged one is named (``DamagedRecord``) rather than
-        failing somewhere inside the replay.
-        """
+    def stored(self, instance_id: str) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+        """The instance's row and history rows, as a replay needs them. Their columns are
+        checked first, so a damaged record is named (``DamagedRecord``) rather than failing
+        somewhere inside the replay."""
         with self._reading() as db:
             row = self._row(db, instance_id)
             rows = self._storage.history_rows(db, instance_id)
         check_replayable(row, rows)
-        try:
-            return Replay.from_rows(row, rows, workflow)
-        except EddicError:  # unknown workflow, a value the current types refuse: not damage
-            raise
-        except Exception as exc:  # a record of a shape eddic never writes
-            raise _culprit(instance_id, rows, exc) from None
+        return row, rows
 
     # -- outbox --
 
@@ -167,28 +156,6 @@ def _listed(row: dict[str, Any]) -> dict[str, Any]:
             "status": row.get("status"),
             "damaged": str(exc),
         }
-
-
-def _culprit(instance_id: str, rows: list[tuple[Any, ...]], exc: Exception) -> EddicError:
-    """The record whose decoding raised ``exc``: each is decoded alone (with the scheduled record
-    of its seq, which says how to rebuild a result), so the first that fails is the one."""
-    problem = f"{type(exc).__name__}: {exc}"
-    scheduled: dict[Any, tuple[Any, ...]] = {}
-    for row in rows:
-        item = dict(zip(HISTORY_FIELDS, row, strict=True))
-        context = [row] if item["record"] == "scheduled" else [scheduled.get(item["seq"]), row]
-        if item["record"] == "scheduled":
-            scheduled[item["seq"]] = row
-        try:
-            decode_records([r for r in context if r is not None])
-        except Exception:
-            column = "args" if item["record"] == "scheduled" else "value"
-            if item["record"] == "resolved" and item["failure"] is not None:
-                column = "failure"
-            return DamagedRecord(
-                instance_id, history_record(item["pos"], item["seq"]), column, problem
-            )
-    return EddicError(f"instance {instance_id!r} cannot be replayed: {problem}")
 
 
 def _damaged_outbox_row(db: sqlite_utils.Database) -> DamagedRecord | StorageError:

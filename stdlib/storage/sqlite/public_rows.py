@@ -17,8 +17,8 @@ from typing import Any
 import sqlite_utils
 
 from ...clock import from_text
+from ...errors import DamagedRecord
 from ...serde import loads
-from .dbfile import StorageError
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -47,26 +47,6 @@ HISTORY_FIELDS = (
     "value",
     "failure",
 )
-
-
-class DamagedRecord(StorageError):
-    """A stored record holds what eddic never writes there (edited by hand, say).
-
-    ``instance_id``, ``record`` (``"instances row"``, ``"history pos 3 (seq 2)"``, ...),
-    ``column`` and ``problem`` say where and what; ``detail`` is the message without the
-    instance, for reports that already name it.
-    """
-
-    def __init__(self, instance_id: Any, record: str, column: str, problem: str) -> None:
-        self.instance_id = instance_id
-        self.record = record
-        self.column = column
-        self.problem = problem
-        self.detail = f"{record}, column {column}: {problem}"
-        super().__init__(f"damaged record: instance {instance_id!r}, {self.detail}")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickles (across processes) with its fields
-        return (type(self), (self.instance_id, self.record, self.column, self.problem))
 
 
 class _Columns:

@@ -1,4 +1,4 @@
-"""What one step of one instance writes, and the SQL that writes it.
+"""The SQL that writes one step of one instance (a :class:`~eddic.storage.step.StepWrite`).
 
 A step is written inside a transaction that ``Storage`` opens (and that other threads' steps may
 share, see ``commits``): the instance's changed columns, fenced by the lease epoch, then its
@@ -13,51 +13,23 @@ columns' NULL default or written as a ``NULL`` literal.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ...clock import to_text
-from ...kernel import EddicError
+from ...errors import EddicError, LeaseLost
+from ..step import StepWrite, step_columns
 from .schema import MAX_POS, POS_BITS
 
 
-class LeaseLost(EddicError):
-    """This worker's lease on the instance was taken over; it may record nothing more."""
-
-
-@dataclass(slots=True)
-class StepWrite:
-    """Everything one step of one instance commits, fenced by its lease epoch."""
-
-    instance_id: str
-    owner: str
-    epoch: int
-    key: int = 0  # the instance's ikey (its history ids are key << POS_BITS | pos)
-    # (instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure)
-    history: list[tuple[Any, ...]] = field(default_factory=list)
-    outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    waits_added: list[tuple[int, str, str | None]] = field(default_factory=list)
-    waits_removed: list[int] = field(default_factory=list)
-    mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
-    attempts: list[tuple[int, int, int, str | None, str | None]] = field(default_factory=list)
-    attempts_done: list[int] = field(default_factory=list)
-    columns: dict[str, Any] = field(default_factory=dict)
-    release: bool = False
-    woke: bool = False  # set by write_rows: a waited-for event was already in the mailbox
-
-
-def step_columns(step: StepWrite) -> dict[str, Any]:
-    """The instance columns the step sets; releasing the lease clears its owner and expiry."""
-    columns = dict(step.columns)
-    if step.release:
-        columns["lock_owner"] = None
-        columns["lock_expires_at"] = None
-    return columns
+def _column_texts(columns: dict[str, Any]) -> dict[str, Any]:
+    """Columns as stored: times as fixed-width UTC texts (so that text order is time order)."""
+    return {k: to_text(v) if isinstance(v, datetime) else v for k, v in columns.items()}
 
 
 def insert_instance(cur: sqlite3.Cursor, row: dict[str, Any]) -> int:
     """Insert a new instance; returns its key (``ikey``)."""
+    row = _column_texts(row)
     names = ", ".join(row)
     marks = ", ".join("NULL" if v is None else "?" for v in row.values())
     cur.execute(
@@ -71,7 +43,7 @@ def insert_instance(cur: sqlite3.Cursor, row: dict[str, Any]) -> int:
 
 def write_step(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
     """The step's instance columns, fenced by its lease epoch, then its rows."""
-    columns = step_columns(step)
+    columns = _column_texts(step_columns(step))
     fence = (step.instance_id, step.owner, step.epoch)
     if columns:
         assignments = ", ".join(
@@ -126,8 +98,9 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             "split the work into several instances"
         )
     for r in step.history:
-        iid, pos, seq, record, kind, name, args, at, deadline, value, failure = r
+        iid, pos, seq, record, kind, name, args, when, due, value, failure = r
         key = base | pos
+        at, deadline = to_text(when), to_text(due)
         if record == "scheduled":
             if deadline is None:
                 execute(_SCHEDULED, (key, iid, pos, seq, kind, name, args, at))
@@ -141,7 +114,7 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
         cur.executemany(
             "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "
             "time, status, attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,'pending',0,?)",
-            step.outbox,
+            [(*r[:6], to_text(r[6]), to_text(r[7])) for r in step.outbox],
         )
     iid = step.instance_id
     if step.waits_removed:
@@ -152,7 +125,7 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
     if step.waits_added:
         cur.executemany(
             "INSERT INTO event_waits (instance_id, seq, event_type, deadline) VALUES (?,?,?,?)",
-            [(iid, *w) for w in step.waits_added],
+            [(iid, seq, event_type, to_text(due)) for seq, event_type, due in step.waits_added],
         )
     if step.mailbox_consumed:
         cur.executemany(
@@ -163,7 +136,7 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
         cur.executemany(
             "INSERT OR REPLACE INTO attempts (instance_id, seq, started, failures, "
             "next_at, last_failure) VALUES (?,?,?,?,?,?)",
-            [(iid, *a) for a in step.attempts],
+            [(iid, seq, n, f, to_text(at), last) for seq, n, f, at, last in step.attempts],
         )
     if step.attempts_done:
         cur.executemany(

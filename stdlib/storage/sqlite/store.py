@@ -22,13 +22,14 @@ from typing import Any
 import sqlite_utils
 
 from ...clock import from_text, to_text, utcnow
+from ...errors import StorageError
 from ...kernel import Event, InstanceNotFound
 from ..base import Stored
+from ..step import StepWrite, step_columns
 from . import claims, mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
     Identity,
-    StorageError,
     check_file,
     check_schema,
     create_file,
@@ -45,7 +46,6 @@ from .public_rows import (
     select_instances,
 )
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
-from .steps import StepWrite
 from .transactions import Connection, ReadTransaction, WriteTransaction, writer_cursor
 from .writers import WriterLock
 
@@ -352,7 +352,7 @@ class Storage:
             if taken is not None:
                 return taken, 0
         cur = writer_cursor(db)
-        step.key = steps.insert_instance(cur, {**row, **steps.step_columns(step)})
+        step.key = steps.insert_instance(cur, {**row, **step_columns(step)})
         steps.write_rows(cur, step, now)
         return None, step.key
 

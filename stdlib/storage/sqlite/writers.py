@@ -24,7 +24,8 @@ import threading
 import weakref
 from types import TracebackType
 
-from .dbfile import Identity, StorageError, identity
+from ...errors import StorageError
+from .dbfile import Identity, identity
 
 try:
     import fcntl

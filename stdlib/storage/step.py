@@ -1,0 +1,58 @@
+"""What one step of one instance commits: the same value for every backend.
+
+A :class:`StepWrite` is built by the runtime from the interpreter's new records and the
+instance's new state, and handed to ``Store.create`` or ``Store.commit_step``, which write it
+atomically, fenced by the lease ``(owner, epoch)``, or raise :class:`LeaseLost` and write
+nothing. It holds records and values, never rows: every time is an aware ``datetime``, every
+value, argument, failure and error a JSON text (what the runtime already encoded), positions
+are the record's place in the history (1, 2, ...), and ``key`` is whatever handle the backend
+gave for the instance. How that becomes rows (SQLite's clustered history ids, its text times;
+PostgreSQL's ``(instance_id, pos)`` keys and ``timestamptz``) is each backend's business.
+
+``columns`` are the instance's changed fields: ``status``, ``wake_at``, ``retry_after``,
+``lock_expires_at``, ``updated_at``, ``completed_at`` (datetimes or None), ``output_data`` and
+``error`` (JSON texts or None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import LeaseLost
+
+
+@dataclass(slots=True)
+class StepWrite:
+    """Everything one step of one instance commits, fenced by its lease epoch."""
+
+    instance_id: str
+    owner: str
+    epoch: int
+    key: int = 0  # the backend's handle on the instance, from ``create``/``acquire``/``claim``
+    # (instance_id, pos, seq, record, kind, name, args, at, deadline, value, failure)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    # (event_id, instance_id, seq, event_type, source, data, time, next_attempt_at)
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    waits_added: list[tuple[int, str, datetime | None]] = field(default_factory=list)
+    waits_removed: list[int] = field(default_factory=list)
+    mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
+    # (seq, started, failures, next_at, last_failure)
+    attempts: list[tuple[int, int, int, datetime | None, str | None]] = field(default_factory=list)
+    attempts_done: list[int] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)
+    release: bool = False
+    woke: bool = False  # set by write_rows: a waited-for event was already in the mailbox
+
+
+def step_columns(step: StepWrite) -> dict[str, Any]:
+    """The instance columns the step sets; releasing the lease clears its owner and expiry."""
+    columns = dict(step.columns)
+    if step.release:
+        columns["lock_owner"] = None
+        columns["lock_expires_at"] = None
+    return columns
+
+
+__all__ = ["LeaseLost", "StepWrite", "step_columns"]
