@@ -13,119 +13,204 @@ held to the commit. That lock is what makes READ COMMITTED enough:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 
 from ..step import LeaseLost, StepWrite, step_columns
+from .units import SERVER_START, XACT_ID, Xid
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+#: What the fenced statement raises inside SQL when the fence matched no row: the text of an
+#: ``invalid_text_representation`` (22P02) error, which :func:`lease_lost` maps to ``LeaseLost``.
+#: The transaction is then aborted, the statements queued after it are skipped, and its
+#: ``COMMIT`` (never sent: see ``units``) could only roll it back.
+LEASE_LOST = "eddic: lease lost"
+_FENCE = "instance_id = %s AND lock_owner = %s AND lock_epoch = %s"
+_RUNNABLE = ("running", "compensating")
 
 _HISTORY = (
     "INSERT INTO history (instance_id, pos, seq, record, kind, name, args, at, deadline, value, "
     "failure) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 )
+_OUTBOX = (
+    "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "
+    "time, status, attempts, next_attempt_at) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,'pending',0,%s)"
+)
+_WAITS_REMOVED = "DELETE FROM event_waits WHERE instance_id = %s AND seq = ANY(%s)"
+_WAITS_ADDED = (
+    "INSERT INTO event_waits (instance_id, seq, event_type, deadline) "
+    "VALUES (%s,%s,%s,%s) ON CONFLICT (instance_id, seq) DO UPDATE "
+    "SET event_type = excluded.event_type, deadline = excluded.deadline"
+)
+_CONSUMED = "UPDATE mailbox SET consumed_seq = %s WHERE id = %s"
+_ATTEMPTS = (
+    "INSERT INTO attempts (instance_id, seq, started, failures, next_at, last_failure) "
+    "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (instance_id, seq) DO UPDATE SET "
+    "started = excluded.started, failures = excluded.failures, "
+    "next_at = excluded.next_at, last_failure = excluded.last_failure"
+)
+_ATTEMPTS_DONE = "DELETE FROM attempts WHERE instance_id = %s AND seq = ANY(%s)"
+# An event that reached the mailbox while the step worked wakes the instance again, and the
+# listeners with it (one row, one NOTIFY: none when no event is waiting).
+_WOKE = (
+    "WITH w AS (UPDATE instances SET wake_at = %s WHERE instance_id = %s AND EXISTS ("
+    "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
+    "AND m.event_type = w.event_type WHERE m.instance_id = %s "
+    "AND m.consumed_seq IS NULL) RETURNING 1) SELECT pg_notify(%s, '') FROM w"
+)
+_NOTIFY = "SELECT pg_notify(%s, '')"
 
 
-def insert_instance(cur: Cursor, row: dict[str, Any]) -> int | None:
-    """Insert a new instance; its key, or None when the id is taken (nothing written)."""
-    names = ", ".join(row)
-    cur.execute(
-        f"INSERT INTO instances ({names}) VALUES ({', '.join(['%s'] * len(row))}) "
-        "ON CONFLICT (instance_id) DO NOTHING RETURNING ikey",
-        list(row.values()),
-    )
-    found = cur.fetchone()
-    return None if found is None else int(found[0])
-
-
-def write_step(cur: Cursor, step: StepWrite, now: datetime) -> None:
-    """The step's instance columns, fenced by its lease epoch, then its rows."""
-    columns = step_columns(step)
-    fence = [step.instance_id, step.owner, step.epoch]
-    if columns:
-        assignments = ", ".join(f"{name} = %s" for name in columns)
-        cur.execute(
-            f"UPDATE instances SET {assignments} "
-            "WHERE instance_id = %s AND lock_owner = %s AND lock_epoch = %s",
-            [*columns.values(), *fence],
-        )
+@lru_cache(maxsize=64)
+def _fenced_sql(names: tuple[str, ...]) -> str:
+    """The step's fenced statement for these instance columns (none: only the row's lock). It
+    returns the transaction's id (``units``), or raises ``LEASE_LOST`` when the fence matched
+    no row: a ``CASE`` on the count, whose other branch depends on the row, so the planner
+    cannot fold the cast (and its error) into a constant."""
+    if names:
+        assignments = ", ".join(f"{name} = %s" for name in names)
+        fenced = f"UPDATE instances SET {assignments} WHERE {_FENCE} RETURNING 1"
     else:  # nothing to change: still lock the row, so no one takes the lease until we commit
-        cur.execute(
-            "SELECT 1 FROM instances WHERE instance_id = %s AND lock_owner = %s "
-            "AND lock_epoch = %s FOR NO KEY UPDATE",
-            fence,
-        )
-    if cur.rowcount != 1:
-        raise LeaseLost(
-            f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
-            f"{step.epoch}); another worker took it over, so this step was not recorded"
-        )
-    write_rows(cur, step, now)
+        fenced = f"SELECT 1 FROM instances WHERE {_FENCE} FOR NO KEY UPDATE"
+    return (
+        f"WITH f AS MATERIALIZED ({fenced}) SELECT CASE count(*) WHEN 1 THEN {XACT_ID} "
+        f"ELSE ('{LEASE_LOST} ' || count(*))::int::text END, {SERVER_START} FROM f"
+    )
 
 
-def write_rows(cur: Cursor, step: StepWrite, now: datetime) -> None:
-    """Everything of the step but the instance's columns."""
+@lru_cache(maxsize=64)
+def _insert_sql(names: tuple[str, ...]) -> str:
+    """A new instance's row; an id already taken is a unique violation of ``instances_pkey``
+    (and the statements after it are skipped): ``create`` then reads who has it."""
+    return (
+        f"INSERT INTO instances ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
+        f"RETURNING ikey, {XACT_ID}, {SERVER_START}"
+    )
+
+
+def lease_lost(exc: psycopg.Error, step: StepWrite) -> LeaseLost | None:
+    """The ``LeaseLost`` that ``exc`` stands for, when it is the fence's own error; else None."""
+    message = exc.diag.message_primary or ""
+    if exc.sqlstate != "22P02" or f'"{LEASE_LOST} ' not in message:
+        return None
+    return LeaseLost(
+        f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
+        f"{step.epoch}); another worker took it over, so this step was not recorded"
+    )
+
+
+def taken(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` is ``create``'s insert finding the instance's id taken."""
+    return exc.sqlstate == "23505" and exc.diag.constraint_name == "instances_pkey"
+
+
+def insert_instance(
+    conn: Conn, row: dict[str, Any], step: StepWrite, now: datetime, channel: str
+) -> Callable[[], tuple[Xid, int]]:
+    """Queue a new instance (``row``: every column, the step's included) and the rest of its
+    first step, in a pipeline (``Units.pipelined``); ``finish`` gives the id and its key."""
+    cur = conn.cursor()
+    cur.execute(_insert_sql(tuple(row)), list(row.values()))
+    rows = write_rows(conn, step, now, channel, notify=leaves_work(step, row))
+
+    def finish() -> tuple[Xid, int]:
+        found = cur.fetchone()
+        assert found is not None
+        step.key = int(found[0])
+        rows()
+        return (found[1], found[2]), step.key
+
+    return finish
+
+
+def write_step(
+    conn: Conn, step: StepWrite, now: datetime, channel: str
+) -> Callable[[], tuple[Xid, None]]:
+    """Queue the step's instance columns, fenced by its lease epoch, then its rows, in a
+    pipeline (``Units.pipelined``); ``finish`` gives the transaction's id."""
+    columns = step_columns(step)
+    fence = conn.cursor()
+    fence.execute(
+        _fenced_sql(tuple(columns)),
+        [*columns.values(), step.instance_id, step.owner, step.epoch],
+    )
+    rows = write_rows(conn, step, now, channel, notify=leaves_work(step, columns))
+
+    def finish() -> tuple[Xid, None]:
+        found = fence.fetchone()
+        assert found is not None
+        rows()
+        return (found[0], found[1]), None
+
+    return finish
+
+
+def write_rows(
+    conn: Conn, step: StepWrite, now: datetime, channel: str, *, notify: bool
+) -> Callable[[], None]:
+    """Queue everything of the step but the instance's columns, and with ``notify`` a
+    ``pg_notify`` on ``channel`` (delivered at commit, only if it commits); the function
+    returned sets ``step.woke`` once the results are in."""
+    cur = conn.cursor()
     if step.history:
         cur.executemany(_HISTORY, step.history)
     if step.outbox:
-        cur.executemany(
-            "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "
-            "time, status, attempts, next_attempt_at) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,'pending',0,%s)",
-            step.outbox,
-        )
+        cur.executemany(_OUTBOX, step.outbox)
     iid = step.instance_id
     if step.waits_removed:
-        cur.execute(
-            "DELETE FROM event_waits WHERE instance_id = %s AND seq = ANY(%s)",
-            [iid, list(step.waits_removed)],
-        )
+        cur.execute(_WAITS_REMOVED, [iid, list(step.waits_removed)])
     if step.waits_added:
-        cur.executemany(
-            "INSERT INTO event_waits (instance_id, seq, event_type, deadline) "
-            "VALUES (%s,%s,%s,%s) ON CONFLICT (instance_id, seq) DO UPDATE "
-            "SET event_type = excluded.event_type, deadline = excluded.deadline",
-            [(iid, *w) for w in step.waits_added],
-        )
+        cur.executemany(_WAITS_ADDED, [(iid, *w) for w in step.waits_added])
     if step.mailbox_consumed:
-        cur.executemany(
-            "UPDATE mailbox SET consumed_seq = %s WHERE id = %s",
-            [(seq, mid) for mid, seq in step.mailbox_consumed],
-        )
+        cur.executemany(_CONSUMED, [(seq, mid) for mid, seq in step.mailbox_consumed])
     if step.attempts:
-        cur.executemany(
-            "INSERT INTO attempts (instance_id, seq, started, failures, next_at, last_failure) "
-            "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (instance_id, seq) DO UPDATE SET "
-            "started = excluded.started, failures = excluded.failures, "
-            "next_at = excluded.next_at, last_failure = excluded.last_failure",
-            [(iid, *a) for a in step.attempts],
-        )
+        cur.executemany(_ATTEMPTS, [(iid, *a) for a in step.attempts])
     if step.attempts_done:
-        cur.execute(
-            "DELETE FROM attempts WHERE instance_id = %s AND seq = ANY(%s)",
-            [iid, list(step.attempts_done)],
-        )
+        cur.execute(_ATTEMPTS_DONE, [iid, list(step.attempts_done)])
     step.woke = False  # set afresh: a unit run again after a lost connection runs this again
+    woke: Cursor | None = None
     if step.release and step.columns.get("status") == "waiting_for_event":
-        # An event that reached the mailbox while we worked must wake the instance again.
-        cur.execute(
-            "UPDATE instances SET wake_at = %s WHERE instance_id = %s AND EXISTS ("
-            "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
-            "AND m.event_type = w.event_type WHERE m.instance_id = %s "
-            "AND m.consumed_seq IS NULL)",
-            [now, iid, iid],
+        woke = conn.cursor()
+        # notifies by itself when it wakes the instance (a second NOTIFY of the same channel
+        # and payload in one transaction is delivered once)
+        woke.execute(_WOKE, [now, iid, iid, channel])
+    if notify:
+        cur.execute(_NOTIFY, [channel])
+
+    def finish() -> None:
+        if woke is not None:
+            step.woke = woke.rowcount == 1
+
+    return finish
+
+
+def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
+    """Whether other workers should hear of this step: it has rows for the relay, a wake or
+    retry time, or leaves a runnable instance without an owner (created so, or handed back).
+    ``columns`` are what the instance's row will hold of its columns: the step's own
+    (``step_columns``), or a new instance's whole row. A ``create`` whose starter holds the
+    lease and runs the instance itself inline leaves nothing for anyone else."""
+    return bool(
+        step.outbox
+        or columns.get("wake_at") is not None
+        or columns.get("retry_after") is not None
+        or (
+            "lock_owner" in columns
+            and columns["lock_owner"] is None
+            # a step that leaves its status as it was hands back a running instance
+            and columns.get("status", "running") in _RUNNABLE
         )
-        step.woke = cur.rowcount == 1
+    )
 
 
 def creates_work(step: StepWrite) -> bool:
-    """Whether listeners should hear of this step: it has rows for the relay, a wake time,
-    an event already waiting, or it hands the instance back for another worker."""
-    return bool(
-        step.outbox
-        or step.woke
-        or step.columns.get("wake_at") is not None
-        or (step.release and step.columns.get("status") in ("running", "compensating"))
-    )
+    """Whether listeners hear of this step (once it is written): ``leaves_work``, or an event
+    already waiting (``woke``)."""
+    return step.woke or leaves_work(step, step_columns(step))

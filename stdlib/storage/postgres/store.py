@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from ...clock import from_text
 from ...kernel import Event, InstanceNotFound
 from ..base import Store, Stored
@@ -217,28 +219,37 @@ class PostgresStorage:
     ) -> tuple[str | None, int]:
         """Insert a new instance and its first step: ``(None, key)``. For an id already taken,
         write nothing and return ``(its workflow name, 0)``. ``check_taken`` is accepted for
-        SQLite's signature: the insert's ``ON CONFLICT`` checks in the same statement."""
+        SQLite's signature: the insert's unique key checks in the same statement.
 
-        def work(cur: Cursor) -> tuple[str | None, int]:
-            key = steps.insert_instance(cur, {**row, **step_columns(step)})
-            if key is None:
-                cur.execute(
-                    "SELECT workflow_name FROM instances WHERE instance_id = %s",
-                    [row["instance_id"]],
+        One pipelined unit (``steps.insert_instance``). It NOTIFYs only when it leaves work for
+        others (``steps.leaves_work``): not for a starter that holds the lease and runs the
+        instance itself, which is most starts."""
+        columns = {**row, **step_columns(step)}
+        while True:
+            try:
+                key = self.units.pipelined(
+                    lambda conn: steps.insert_instance(conn, columns, step, now, self.units.channel)
                 )
-                return str(_one(cur)), 0
-            step.key = key
-            steps.write_rows(cur, step, now)
-            return None, key
-
-        return self.units.run(work, notify=lambda result: result[0] is None)
+                return None, key
+            except psycopg.IntegrityError as exc:
+                if not steps.taken(exc):
+                    raise
+            name = self.workflow_name(row["instance_id"])
+            if name is not None:  # else it was deleted since: try again
+                return name, 0
 
     def commit_step(self, step: StepWrite, now: datetime) -> None:
-        """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
-        self.units.run(
-            lambda cur: steps.write_step(cur, step, now),
-            notify=lambda _: steps.creates_work(step),
-        )
+        """Write one step atomically, or raise ``LeaseLost`` and write nothing.
+
+        One pipelined unit (``steps.write_step``): a fence that matches no row raises inside
+        SQL, so nothing of the step can commit; that error, and only it, is ``LeaseLost``."""
+        try:
+            self.units.pipelined(lambda conn: steps.write_step(conn, step, now, self.units.channel))
+        except psycopg.DataError as exc:
+            lost = steps.lease_lost(exc, step)
+            if lost is None:
+                raise
+            raise lost from None
 
     def acquire(
         self, instance_id: str, owner: str, now: datetime, default_timeout: float

@@ -1,9 +1,10 @@
 """Units of work on a pool of PostgreSQL connections: one transaction each, retried when the
 connection is lost, never applied twice.
 
-Every storage method is one call of :meth:`Units.run`: a pooled connection, one transaction at
-READ COMMITTED (set on each new connection, with ``synchronous_commit = on``, so a unit is
-durable when its ``COMMIT`` returns), committed, and given back to the pool.
+Every storage method is one call of :meth:`Units.run` (or :meth:`Units.pipelined`, below): a
+pooled connection, one transaction at READ COMMITTED (set on each new connection, with
+``synchronous_commit = on``, so a unit is durable when its ``COMMIT`` returns), committed, and
+given back to the pool.
 
 **The pool** (``_Pool``) is a small one of our own: connections are made on demand in the
 calling thread, at most ``max_connections``, and kept idle for the next unit. No background
@@ -24,24 +25,47 @@ hit their primary key ``(instance_id, pos)`` (an error, not a double, but a fals
 step did land), while rows without such a key (an outbox row, a mailbox row of a new event)
 or a lease taken twice would be written twice or the caller told the wrong thing.
 
-So each writing unit first asks for its transaction id (``pg_current_xact_id()``, which a
-writing transaction has anyway) and the server's start time, and a unit whose ``COMMIT`` did
-not return asks the server, on a new connection, what became of that id (``pg_xact_status``:
-``committed``, ``aborted``, or ``in progress`` while the old backend is still finishing; an id
-"in the future" never reached the WAL, so it did not commit). Committed: the unit's result
-(computed inside the transaction, before ``COMMIT``) is returned as it is; aborted: the unit
-runs again. After a crash of the server, an id whose records never reached the WAL is handed
-out again, so once the server has restarted a "committed" is believed only for an id below
-the ``next_xid`` of the shutdown (or end-of-recovery) checkpoint it started from: an id at or
-above it was not durable, so whatever committed under it is another transaction's. The writes
-themselves are fenced or keyed as a second line of defence: a step's instance update is fenced
-by ``(owner, epoch)``, its history rows are keyed by ``(instance_id, pos)``, outbox rows by
-their event id, mailbox rows by ``(instance, event id)``.
+So each writing unit learns its transaction id (``pg_current_xact_id()``, which a writing
+transaction has anyway) and the server's start time *before* it sends ``COMMIT``, and a unit
+whose ``COMMIT`` did not return asks the server, on a new connection, what became of that id
+(``pg_xact_status``: ``committed``, ``aborted``, or ``in progress`` while the old backend is
+still finishing; an id "in the future" never reached the WAL, so it did not commit).
+Committed: the unit's result (computed inside the transaction, before ``COMMIT``) is returned as
+it is; aborted: the unit runs again. After a crash of the server, an id whose records never
+reached the WAL is handed out again, so once the server has restarted a "committed" is believed
+only for an id below the ``next_xid`` of the shutdown (or end-of-recovery) checkpoint it started
+from: an id at or above it was not durable, so whatever committed under it is another
+transaction's. The writes themselves are fenced or keyed as a second line of defence: a step's
+instance update is fenced by ``(owner, epoch)``, its history rows are keyed by
+``(instance_id, pos)``, outbox rows by their event id, mailbox rows by ``(instance, event id)``.
 
-**NOTIFY.** A unit that creates work sends one ``pg_notify`` just before its ``COMMIT``:
-PostgreSQL delivers it at commit, and only if the transaction commits, so a listener never
-wakes for work that is not there. One per transaction (not one per row), and only from the
-units that create work: notifying takes a lock at commit that serialises notifying commits.
+**Round trips.** A step (``commit_step``, ``create``) is one *pipelined* unit
+(:meth:`Units.pipelined`, psycopg's pipeline mode): ``BEGIN``, the fenced statement (which
+returns the id: ``steps``), the history, outbox, wait and attempt rows, the ``pg_notify`` if
+any, and a ``Sync`` go out in one write, and their results come back in one wait; then
+``COMMIT``. Two round trips for the whole step (five before, plus one per extra batch of rows).
+``COMMIT`` is deliberately *not* in the pipeline. Were it there, a connection that drops after
+the pipeline was sent and before any result came back would leave the unit with an outcome
+unknown (the server may have run it all, ``COMMIT`` included) and no id to ask about: only a
+token made by the client and written by the same transaction (a row that a new connection looks
+up) could then tell, which costs a table and a row per commit, for one round trip (~80 µs here
+against a commit's ~400-1,000 µs flush). Sent after the results instead, the cases are the two
+above: lost before ``COMMIT`` was sent (the pipeline's write, its wait, anything before) means
+nothing landed, so the unit simply runs again; lost during ``COMMIT`` means the id is in hand,
+so ``pg_xact_status`` decides. A lost lease aborts the transaction inside SQL: the fenced
+statement raises when it matched no row (``steps.LEASE_LOST``, mapped to ``LeaseLost`` and to
+nothing else), PostgreSQL skips the rest of the pipeline, and no ``COMMIT`` is sent (had one
+been, it would roll back: a ``COMMIT`` of a failed transaction is a ``ROLLBACK``). Other writing
+units send ``BEGIN; SELECT <id>`` as one simple query (one round trip, not two), then their
+statements, then ``COMMIT``. Pooled connections are in autocommit mode so that ``BEGIN`` is
+ours to send: psycopg's own is a round trip of its own, even in a pipeline (it syncs).
+
+**NOTIFY.** A unit that creates work for other workers sends one ``pg_notify`` in its
+transaction: PostgreSQL delivers it at commit, and only if the transaction commits, so a
+listener never wakes for work that is not there. One per transaction (not one per row; the
+same channel and payload twice in one transaction is delivered once), and only from the units
+that create work (``steps.leaves_work``; not a ``create`` whose starter holds the lease and
+runs the instance itself): notifying takes a lock at commit that serialises notifying commits.
 """
 
 from __future__ import annotations
@@ -64,6 +88,7 @@ log = logging.getLogger("eddic.storage.postgres")
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
+Xid = tuple[str, datetime]  # a transaction's id, and the server's start time when it was given
 
 #: How long a unit whose connection was lost is tried again (seconds), and the pauses between
 #: tries (the first, doubled each time up to the last): a server restart of a few seconds,
@@ -78,8 +103,11 @@ _SESSION = (
     "set_config('synchronous_commit', 'on', false), "
     "set_config('default_transaction_isolation', 'read committed', false)"
 )
-# a writing unit's id, and which life of the server gave it (see _committed)
-_XID = "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()"
+#: A writing unit's id, and which life of the server gave it (see ``_committed``): the two
+#: columns a pipelined unit's ``finish`` reads from one of its statements.
+XACT_ID = "pg_current_xact_id()::text"
+SERVER_START = "pg_postmaster_start_time()"
+_BEGIN_XID = f"BEGIN; SELECT {XACT_ID}, {SERVER_START}"
 _STATUS = (
     "SELECT pg_xact_status(%s::xid8), pg_postmaster_start_time() = %s, c.next_xid, "
     "c.redo_lsn = c.checkpoint_lsn FROM pg_control_checkpoint() c"
@@ -233,7 +261,11 @@ class Units:
             if self._pool is None:
                 # The first connection is made here, not retried: a wrong password, database
                 # or host is an error at once, not a connection "lost" and tried for seconds.
-                self._pool = _Pool(self._connect, self._max, self.connect())
+                # Autocommit: each unit sends its own BEGIN, in the round trip of its first
+                # statements (psycopg's own would be a round trip of its own, even pipelined).
+                self._pool = _Pool(
+                    lambda: self._connect(autocommit=True), self._max, self.connect(autocommit=True)
+                )
             return self._pool
 
     def close(self) -> None:
@@ -253,24 +285,62 @@ class Units:
     ) -> T:
         """``work(cursor)`` in one transaction, committed; its result. ``notify(result)`` says,
         before the commit, whether to wake listeners. Retried on connection loss (see above)."""
+
+        def attempt(conn: Conn) -> tuple[Xid | None, T]:
+            xid: Xid | None = None
+            with conn.cursor() as cur:
+                if write:  # BEGIN and the id in one round trip (the simple protocol)
+                    cur.execute(_BEGIN_XID, prepare=False)
+                    cur.nextset()
+                    row = cur.fetchone()
+                    assert row is not None
+                    xid = (row[0], row[1])
+                else:
+                    cur.execute("BEGIN", prepare=False)
+                result = work(cur)
+                if notify is not None and notify(result):
+                    cur.execute("SELECT pg_notify(%s, '')", [self.channel])
+            return xid, result
+
+        return self._retried(attempt)
+
+    def pipelined(self, work: Callable[[Conn], Callable[[], tuple[Xid, T]]]) -> T:
+        """A writing unit sent as one pipeline (see above): ``work(conn)`` queues its
+        statements after ``BEGIN`` and returns ``finish``, called once every result is in,
+        which gives the transaction's id (``XACT_ID``, ``SERVER_START``, from one of them) and
+        the unit's result; then ``COMMIT``. A statement's error is raised as it is (the first
+        one: those after it were skipped), the transaction rolled back."""
+
+        def attempt(conn: Conn) -> tuple[Xid | None, T]:
+            failed: psycopg.Error | None = None
+            try:
+                with conn.pipeline():
+                    try:
+                        conn.execute("BEGIN", prepare=False)
+                        finish = work(conn)
+                    except psycopg.Error as exc:
+                        failed = exc  # raised by a result read while sending: the exit syncs
+            except psycopg.Error as exc:
+                failed = failed or exc  # the first error; after it, "pipeline aborted"
+            if failed is not None:
+                raise failed
+            return finish()
+
+        return self._retried(attempt)
+
+    def _retried(self, attempt: Callable[[Conn], tuple[Xid | None, T]]) -> T:
+        """``attempt(conn)``, then ``COMMIT``; run again on another connection when the
+        connection is lost, unless the lost ``COMMIT`` is known to have landed."""
         pause = FIRST_PAUSE
         deadline: float | None = None  # set at the first loss
         while True:
-            xid: tuple[str, datetime] | None = None
+            xid: Xid | None = None
             committing = False
             try:
                 pool = self.pool()
                 conn = pool.get(self.connect_timeout)
                 try:
-                    with conn.cursor() as cur:
-                        if write:
-                            cur.execute(_XID)
-                            row = cur.fetchone()
-                            assert row is not None
-                            xid = (row[0], row[1])
-                        result = work(cur)
-                        if notify is not None and notify(result):
-                            cur.execute("SELECT pg_notify(%s, '')", [self.channel])
+                    xid, result = attempt(conn)
                     committing = True
                     conn.commit()
                     return result
