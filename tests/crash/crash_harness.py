@@ -6,21 +6,31 @@ importing pydantic and sqlite-utils), or, with ``EDDIC_CRASH_FORK=0``, as a bran
 ``sys.executable worker.py ...`` process per run. Either way each run is its own process, with its
 own database connections, and a crash is a real ``SIGKILL``.
 
-``read_store`` reads the database with plain ``sqlite3`` and the two side-effect logs; the
-``check_*`` functions assert the durability contract on one order.
+A ``Database`` is where one story's workers meet: an SQLite file, or a PostgreSQL database of the
+test's own (``postgres_db_url``), with the side-effect logs beside the file or at a base path of
+their own. ``on_both_backends`` runs a test's cases on each: SQLite's keep their ids, PostgreSQL's
+are prefixed ``postgres-``.
+
+``read_store`` reads the database with plain ``sqlite3`` or ``psycopg`` (the same queries) and the
+two side-effect logs; the ``check_*`` functions assert the durability contract on one order.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 WORKER = Path(__file__).with_name("worker.py")
 KILLED = -9
@@ -52,6 +62,49 @@ def events_of(fails: bool) -> tuple[str, ...]:
     return FAILING_EVENTS if fails else HAPPY_EVENTS
 
 
+# -- where the workers meet ------------------------------------------------------------------------
+
+BACKENDS = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class Database:
+    """An SQLite file (``target`` is its path) or a PostgreSQL database (``target`` its URL);
+    ``side`` is the base path of the side-effect logs and run logs (the file itself for SQLite,
+    whose workers put them beside it)."""
+
+    backend: str
+    target: str
+    side: Path
+
+    @classmethod
+    def open(cls, request: pytest.FixtureRequest, backend: str, path: Path) -> Database:
+        if backend == "sqlite":
+            return cls("sqlite", str(path), path)
+        assert backend == "postgres", backend
+        # A database of this test's own: its connections, locks and NOTIFY channel too.
+        return cls("postgres", str(request.getfixturevalue("postgres_db_url")), path)
+
+    def worker_args(self) -> list[str]:
+        """What the worker is given before its mode: the file, or the URL and ``--side``."""
+        if self.backend == "sqlite":
+            return [self.target]
+        return [self.target, "--side", str(self.side)]
+
+    def log(self, name: str) -> Path:
+        return self.side.with_name(f"{self.side.name}.{name}.log")
+
+
+def on_both_backends(params: Sequence[Any], postgres: Sequence[Any] | None = None) -> list[Any]:
+    """Each ``pytest.param`` once per backend, the backend first: SQLite's case keeps its id
+    (``-k`` and node ids of the SQLite-only days still name it), PostgreSQL's is ``postgres-ID``.
+    ``postgres``, when given, are the cases to run there instead (fewer, say)."""
+    out = [pytest.param("sqlite", *p.values, id=p.id, marks=p.marks) for p in params]
+    for p in params if postgres is None else postgres:
+        out.append(pytest.param("postgres", *p.values, id=f"postgres-{p.id}", marks=p.marks))
+    return out
+
+
 # -- running workers -------------------------------------------------------------------------------
 
 
@@ -60,6 +113,7 @@ class Run:
     argv: list[str]
     returncode: int
     output: str
+    seconds: float = 0.0  # wall time of the process, shown when a story fails
 
     @property
     def killed(self) -> bool:
@@ -71,7 +125,10 @@ class Run:
         return self.argv[self.argv.index("--crash") + 1]
 
     def __str__(self) -> str:
-        return f"worker {' '.join(self.argv)} -> {self.returncode}\n{self.output}"
+        # A PostgreSQL URL carries the test server's password: keep it out of failure reports.
+        argv = " ".join(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", a) for a in self.argv)
+        head = f"worker {argv} -> {self.returncode} ({self.seconds:.2f} s)"
+        return f"{head}\n{self.output}"
 
 
 class Workers:
@@ -85,6 +142,12 @@ class Workers:
         self._env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
     def run(self, argv: list[str], log: Path) -> Run:
+        begin = time.monotonic()
+        run = self._run(argv, log)
+        run.seconds = time.monotonic() - begin
+        return run
+
+    def _run(self, argv: list[str], log: Path) -> Run:
         if not self.fork:
             done = subprocess.run(
                 [sys.executable, str(WORKER), *argv],
@@ -126,7 +189,7 @@ class Workers:
 class Story:
     """One database's life: the start run and every recovery run, in order."""
 
-    db: Path
+    database: Database
     runs: list[Run] = field(default_factory=list)
 
     @property
@@ -139,7 +202,7 @@ class Story:
 
 def crash_and_recover(
     workers: Workers,
-    db: Path,
+    database: Database,
     *,
     fail_shipping: str = "never",
     crashes: list[str],
@@ -151,20 +214,20 @@ def crash_and_recover(
 
     Each recovery moves the clock one hour further than the previous one, past every lease.
     """
-    story = Story(db)
+    story = Story(database)
     common = ["--workflow", workflow, "--fail-shipping", fail_shipping]
     common += ["--instances", str(instances), "--threads", str(threads)]
     plan = [("start", crashes[0] if crashes else "none")]
     plan += [("recover", point) for point in crashes[1:]]
     plan.append(("recover", "none"))
     for generation, (mode, point) in enumerate(plan):
-        argv = [str(db), mode, *common, "--crash", point, "--hours-ahead", str(generation)]
-        log = db.with_name(f"{db.name}.run{generation}.log")
-        run = workers.run(argv, log)
+        argv = [*database.worker_args(), mode, *common]
+        argv += ["--crash", point, "--hours-ahead", str(generation)]
+        run = workers.run(argv, database.log(f"run{generation}"))
         story.runs.append(run)
         STATS["worker processes"] += 1
         if run.killed:
-            STATS[f"kills ({run.crash.split(':')[0]})"] += 1
+            STATS[f"kills ({run.crash.split(':')[0]}, {database.backend})"] += 1
     return story
 
 
@@ -193,10 +256,38 @@ class Store:
         return sum(1 for e in self.effects if (e.order, e.step, e.phase) == (order, step, phase))
 
 
-def _rows(conn: sqlite3.Connection, sql: str) -> dict[str, list[dict[str, Any]]]:
+# The same queries on both backends: the two schemas name and order these columns alike.
+QUERIES = {
+    "instances": "SELECT * FROM instances",
+    "history": "SELECT * FROM history ORDER BY instance_id, pos",
+    "outbox": "SELECT * FROM outbox ORDER BY id",
+    "attempts": "SELECT * FROM attempts ORDER BY instance_id, seq",
+}
+
+
+def _query_sqlite(path: str) -> dict[str, list[dict[str, Any]]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return {name: [dict(r) for r in conn.execute(sql)] for name, sql in QUERIES.items()}
+    finally:
+        conn.close()
+
+
+def _query_postgres(url: str) -> dict[str, list[dict[str, Any]]]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    base, _, schema = url.partition("?schema=")
+    with psycopg.connect(base, row_factory=dict_row) as conn:
+        conn.execute("SELECT set_config('search_path', %s, false)", [f'"{schema or "eddic"}"'])
+        return {name: conn.execute(sql).fetchall() for name, sql in QUERIES.items()}
+
+
+def _by_instance(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for row in conn.execute(sql):
-        out.setdefault(row["instance_id"], []).append(dict(row))
+    for row in rows:
+        out.setdefault(row["instance_id"], []).append(row)
     return out
 
 
@@ -204,21 +295,20 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
-def read_store(db: Path) -> Store:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        instances = {r["instance_id"]: dict(r) for r in conn.execute("SELECT * FROM instances")}
-        history = _rows(conn, "SELECT * FROM history ORDER BY instance_id, pos")
-        outbox = _rows(conn, "SELECT * FROM outbox ORDER BY id")
-        attempts = _rows(conn, "SELECT * FROM attempts ORDER BY instance_id, seq")
-    finally:
-        conn.close()
+def read_store(database: Database) -> Store:
+    if database.backend == "sqlite":
+        tables = _query_sqlite(database.target)
+    else:
+        tables = _query_postgres(database.target)
+    instances = {r["instance_id"]: r for r in tables["instances"]}
+    history = _by_instance(tables["history"])
+    outbox = _by_instance(tables["outbox"])
+    attempts = _by_instance(tables["attempts"])
     effects = []
-    for line in _lines(Path(f"{db}.effects")):
+    for line in _lines(Path(f"{database.side}.effects")):
         order, step, phase, attempt, key = line.split()
         effects.append(Effect(order, step, phase, int(attempt.split("=")[1]), key.split("=")[1]))
-    deliveries = [tuple(line.split()) for line in _lines(Path(f"{db}.deliveries"))]
+    deliveries = [tuple(line.split()) for line in _lines(Path(f"{database.side}.deliveries"))]
     return Store(instances, history, outbox, attempts, effects, deliveries)  # type: ignore[arg-type]
 
 

@@ -3,7 +3,8 @@ during an attempt counts as an attempt" (design, section 3).
 
 The worker's ``flaky`` workflows call one activity that always fails, with
 ``RetryPolicy(max_attempts=3)``: without any crash its body runs with ``ctx.attempt`` 1, 2 and 3,
-and the recorded failure says 3 attempts. Killing the worker must not change that count.
+and the recorded failure says 3 attempts. Killing the worker must not change that count, on
+SQLite or on PostgreSQL (ids prefixed ``postgres-``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import json
 from pathlib import Path
 
 import pytest
-from crash_harness import Store, Workers, crash_and_recover, read_store
+from crash_harness import (
+    Database,
+    Store,
+    Workers,
+    crash_and_recover,
+    on_both_backends,
+    read_store,
+)
 
 ORDER = "ORD-1"
 MAX_ATTEMPTS = 3
@@ -29,24 +37,29 @@ def recorded_failure(store: Store) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    "crashes",
-    [
-        pytest.param(["write:2:committed"], id="killed-while-waiting-before-attempt-2"),
-        pytest.param(
-            ["write:2:committed", "write:2:committed"],
-            id="killed-while-waiting-before-attempts-2-and-3",
-        ),
-    ],
+    ("backend", "crashes"),
+    on_both_backends(
+        [
+            pytest.param(["write:2:committed"], id="killed-while-waiting-before-attempt-2"),
+            pytest.param(
+                ["write:2:committed", "write:2:committed"],
+                id="killed-while-waiting-before-attempts-2-and-3",
+            ),
+        ]
+    ),
 )
 def test_a_crash_during_the_backoff_neither_loses_nor_repeats_an_attempt(
-    workers: Workers, tmp_path: Path, crashes: list[str]
+    workers: Workers,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+    crashes: list[str],
 ) -> None:
-    story = crash_and_recover(
-        workers, tmp_path / "flaky.db", crashes=crashes, workflow="flaky-backoff"
-    )
+    database = Database.open(request, backend, tmp_path / "flaky.db")
+    story = crash_and_recover(workers, database, crashes=crashes, workflow="flaky-backoff")
     assert all(run.killed for run in story.runs[:-1]), str(story)
     assert story.runs[-1].returncode == 0, str(story)
-    store = read_store(story.db)
+    store = read_store(story.database)
 
     assert store.instances["crash-ORD-1"]["status"] == "failed"
     assert attempts_begun(store) == [1, 2, 3]
@@ -54,19 +67,22 @@ def test_a_crash_during_the_backoff_neither_loses_nor_repeats_an_attempt(
 
 
 @pytest.mark.parametrize(
-    "crash",
-    [
-        pytest.param("body:flaky:inside:1", id="killed-inside-attempt-1"),
-        pytest.param("body:flaky:inside:2", id="killed-inside-attempt-2"),
-    ],
+    ("backend", "crash"),
+    on_both_backends(
+        [
+            pytest.param("body:flaky:inside:1", id="killed-inside-attempt-1"),
+            pytest.param("body:flaky:inside:2", id="killed-inside-attempt-2"),
+        ]
+    ),
 )
 def test_a_crash_during_an_attempt_counts_as_one_of_its_max_attempts(
-    workers: Workers, tmp_path: Path, crash: str
+    workers: Workers, request: pytest.FixtureRequest, tmp_path: Path, backend: str, crash: str
 ) -> None:
-    story = crash_and_recover(workers, tmp_path / "flaky.db", crashes=[crash], workflow="flaky")
+    database = Database.open(request, backend, tmp_path / "flaky.db")
+    story = crash_and_recover(workers, database, crashes=[crash], workflow="flaky")
     assert story.runs[0].killed, str(story)
     assert story.runs[-1].returncode == 0, str(story)
-    store = read_store(story.db)
+    store = read_store(story.database)
 
     assert store.instances["crash-ORD-1"]["status"] == "failed"
     # The killed attempt was one of the three: no body may begin a fourth.

@@ -9,6 +9,9 @@ that ran more than once is the one the crash interrupted.
 Step writes of one order, numbered as ``write:N`` counts them in the start process:
 1 = the start, then one per body in saga order (reserve, pay, ship[, refund, cancel]), each
 committing that body's outcome together with the next scheduled command.
+
+Every case runs on SQLite (a file) and on PostgreSQL (a database of the test's own, ids prefixed
+``postgres-``); the write points mean the same on both (see ``worker.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 
 import pytest
 from crash_harness import (
+    BACKENDS,
+    Database,
     Workers,
     check_bodies_are_consistent,
     check_deliveries,
     check_order_finished_with_everything_recorded_once,
     crash_and_recover,
     events_of,
+    on_both_backends,
     read_store,
     steps_of,
 )
@@ -76,24 +82,30 @@ def rerun_step(point: str, fails: bool) -> tuple[str | None, bool]:
     return None, False
 
 
-MATRIX = [
-    pytest.param(fails, point, id=describe(point, fails))
-    for fails in (False, True)
-    for point in crash_points(fails)
-]
+MATRIX = on_both_backends(
+    [
+        pytest.param(fails, point, id=describe(point, fails))
+        for fails in (False, True)
+        for point in crash_points(fails)
+    ]
+)
 
 
-@pytest.mark.parametrize(("fails", "point"), MATRIX)
+@pytest.mark.parametrize(("backend", "fails", "point"), MATRIX)
 def test_a_killed_saga_recovers_with_each_step_recorded_once_and_run_at_most_twice(
-    workers: Workers, tmp_path: Path, fails: bool, point: str
+    workers: Workers,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+    fails: bool,
+    point: str,
 ) -> None:
     fail_shipping = "always" if fails else "never"
-    story = crash_and_recover(
-        workers, tmp_path / "saga.db", fail_shipping=fail_shipping, crashes=[point]
-    )
+    database = Database.open(request, backend, tmp_path / "saga.db")
+    story = crash_and_recover(workers, database, fail_shipping=fail_shipping, crashes=[point])
     assert story.runs[0].killed, f"the crash point was never reached\n{story}"
     assert story.runs[-1].returncode == 0, f"recovery failed\n{story}"
-    store = read_store(story.db)
+    store = read_store(story.database)
 
     check_order_finished_with_everything_recorded_once(store, ORDER, fails)
     check_bodies_are_consistent(store, ORDER, fails)
@@ -112,10 +124,14 @@ def test_a_killed_saga_recovers_with_each_step_recorded_once_and_run_at_most_twi
     assert delivered == expected_deliveries
 
 
-def test_a_saga_that_is_never_killed_runs_each_body_once(workers: Workers, tmp_path: Path) -> None:
-    story = crash_and_recover(workers, tmp_path / "saga.db", fail_shipping="always", crashes=[])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_saga_that_is_never_killed_runs_each_body_once(
+    workers: Workers, request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    database = Database.open(request, backend, tmp_path / "saga.db")
+    story = crash_and_recover(workers, database, fail_shipping="always", crashes=[])
     assert [run.returncode for run in story.runs] == [0, 0], str(story)
-    store = read_store(story.db)
+    store = read_store(story.database)
     check_order_finished_with_everything_recorded_once(store, ORDER, fails=True)
     for step in steps_of(True):
         assert store.runs(ORDER, step, "start") == store.runs(ORDER, step, "end") == 1
@@ -124,54 +140,57 @@ def test_a_saga_that_is_never_killed_runs_each_body_once(workers: Workers, tmp_p
 
 # Killed once while starting, then again while recovering: (path, crash points, body runs that
 # differ from (1 start, 1 end), extra deliveries by event index).
-KILLED_TWICE = [
-    pytest.param(
-        True,
-        ["body:refund:inside", "body:refund:inside"],
-        {"refund": (3, 1)},
-        {},
-        id="inside-the-refund-body-twice",
-    ),
-    pytest.param(
-        True,
-        ["body:ship:inside", "write:1:committed"],
-        {"ship": (2, 1)},
-        {},
-        id="inside-shipping-then-right-after-recovery-counted-the-next-attempt",
-    ),
-    pytest.param(
-        False,
-        ["write:3:uncommitted", "write:2:uncommitted"],
-        {"pay": (3, 3)},
-        {},
-        id="with-the-payment-outcome-uncommitted-twice",
-    ),
-    pytest.param(
-        True,
-        ["relay:2", "relay:1"],
-        {},
-        {2: 3},
-        id="in-the-relay-on-the-same-event-twice",
-    ),
-]
+KILLED_TWICE = on_both_backends(
+    [
+        pytest.param(
+            True,
+            ["body:refund:inside", "body:refund:inside"],
+            {"refund": (3, 1)},
+            {},
+            id="inside-the-refund-body-twice",
+        ),
+        pytest.param(
+            True,
+            ["body:ship:inside", "write:1:committed"],
+            {"ship": (2, 1)},
+            {},
+            id="inside-shipping-then-right-after-recovery-counted-the-next-attempt",
+        ),
+        pytest.param(
+            False,
+            ["write:3:uncommitted", "write:2:uncommitted"],
+            {"pay": (3, 3)},
+            {},
+            id="with-the-payment-outcome-uncommitted-twice",
+        ),
+        pytest.param(
+            True,
+            ["relay:2", "relay:1"],
+            {},
+            {2: 3},
+            id="in-the-relay-on-the-same-event-twice",
+        ),
+    ]
+)
 
 
-@pytest.mark.parametrize(("fails", "crashes", "body_runs", "deliveries"), KILLED_TWICE)
+@pytest.mark.parametrize(("backend", "fails", "crashes", "body_runs", "deliveries"), KILLED_TWICE)
 def test_a_saga_killed_again_during_recovery_still_records_each_step_once(
     workers: Workers,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
+    backend: str,
     fails: bool,
     crashes: list[str],
     body_runs: dict[str, tuple[int, int]],
     deliveries: dict[int, int],
 ) -> None:
     fail_shipping = "always" if fails else "never"
-    story = crash_and_recover(
-        workers, tmp_path / "saga.db", fail_shipping=fail_shipping, crashes=crashes
-    )
+    database = Database.open(request, backend, tmp_path / "saga.db")
+    story = crash_and_recover(workers, database, fail_shipping=fail_shipping, crashes=crashes)
     assert [run.killed for run in story.runs] == [True, True, False], str(story)
     assert story.runs[-1].returncode == 0, str(story)
-    store = read_store(story.db)
+    store = read_store(story.database)
 
     check_order_finished_with_everything_recorded_once(store, ORDER, fails)
     check_bodies_are_consistent(store, ORDER, fails)

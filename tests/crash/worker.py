@@ -1,10 +1,16 @@
 """A worker process that runs an order saga and kills itself with SIGKILL at a chosen point.
 
 The crash tests run this script in child processes (see ``crash_harness.py``) and then inspect the
-database with plain ``sqlite3``. It can also be run by hand::
+database (plain ``sqlite3``, or ``psycopg`` on PostgreSQL). It can also be run by hand::
 
     python tests/crash/worker.py /tmp/c.db start --fail-shipping always --crash body:refund:inside
     python tests/crash/worker.py /tmp/c.db recover --hours-ahead 1
+
+The first argument is an SQLite file's path, or a ``postgresql://`` URL; a URL names no file, so
+it needs ``--side BASE``, the base path of the side-effect logs below (for a file it defaults to
+the file's path)::
+
+    python tests/crash/worker.py postgresql://u:pw@127.0.0.1:5432/db start --side /tmp/pg
 
 Modes:
 
@@ -26,25 +32,28 @@ Crash points (``--crash``), all injected from here, never from eddic's code:
                                    ship, refund, cancel, flaky; WHEN is ``before`` (nothing done),
                                    ``inside`` (the start marker is written, the end marker is not)
                                    or ``after`` (the body is done, its result is not committed).
-``write:N:WHEN``                   at this process's N-th step write (``steps.write_rows``): WHEN
-                                   is ``before`` (inside the transaction, nothing written),
-                                   ``uncommitted`` (written, not committed) or ``committed`` (right
-                                   after the COMMIT).
+``write:N:WHEN``                   at this process's N-th step write (SQLite: ``steps.write_rows``;
+                                   PostgreSQL: ``steps.write_step``, and ``steps.write_rows`` for a
+                                   start's first step): WHEN is ``before`` (inside the transaction,
+                                   nothing of the step written), ``uncommitted`` (written, the
+                                   server has run the statements, not committed) or ``committed``
+                                   (right after the COMMIT returned).
 ``relay:N``                        in the outbox sink, after receiving the N-th event of this
                                    process and before the relay marks its row sent.
 ``stop:STEP``                      not a crash: inside the STEP body (start marker written) the
                                    process stops itself with SIGSTOP, for the parent to let another
                                    worker take the lease over and then wake it with SIGCONT.
 
-Every body appends ``ORDER STEP start|end attempt=A key=K`` to ``DB.effects`` and the sink appends
-``EVENT_ID TYPE ORDER`` to ``DB.deliveries``, each line flushed and fsync'ed, so the parent can
+Every body appends ``ORDER STEP start|end attempt=A key=K`` to ``SIDE.effects`` and the sink appends
+``EVENT_ID TYPE ORDER`` to ``SIDE.deliveries``, each line flushed and fsync'ed, so the parent can
 count how often each side effect happened, whatever killed the process.
 
 ``--serve`` turns the script into a small fork server (used by the tests to skip the ~0.6 s import
-of pydantic and sqlite-utils per process): it reads one JSON request per line on stdin, forks a
-child that runs ``main(argv)`` with its output sent to a log file, waits for it and answers
-``{"returncode": ...}`` (``-9`` for a SIGKILL). The server never opens a database; every child is
-a separate process with its own connections, killed for real.
+of pydantic, sqlite-utils and psycopg per process): it reads one JSON request per line on stdin,
+forks a child that runs ``main(argv)`` with its output sent to a log file, waits for it and
+answers ``{"returncode": ...}`` (``-9`` for a SIGKILL). The server never opens a database (a
+forked child must not share its parent's connections); every child is a separate process with
+its own connections, killed for real.
 """
 
 from __future__ import annotations
@@ -141,16 +150,23 @@ def crash_in_body(step: str, when: str, run: int) -> None:
         die(f"{when} run {CRASH.number} of the {step} body")
 
 
-def install_write_crash() -> None:
+def next_write() -> int:
+    """The number of this step write in this process (threads write steps side by side)."""
+    with _count_lock:
+        _counts["write"] += 1
+        return _counts["write"]
+
+
+def install_sqlite_write_crash() -> None:
     """Wrap ``eddic.storage.sqlite.steps.write_rows`` (every step's rows, a start's first step
     included) and ``Storage.transaction`` to die around the N-th write."""
     write_rows = steps.write_rows
     transaction = Storage.transaction
+    # Not per thread: a group commit is COMMITted by whichever thread leads it, for all of them.
     armed = {"after_commit": False}
 
     def counting_write_rows(cur: Any, step: Any, now: datetime) -> None:
-        _counts["write"] += 1
-        hit = _counts["write"] == CRASH.number
+        hit = next_write() == CRASH.number
         if hit and CRASH.when == "before":
             die(f"before write {CRASH.number}")
         write_rows(cur, step, now)
@@ -167,6 +183,75 @@ def install_write_crash() -> None:
 
     steps.write_rows = counting_write_rows
     Storage.transaction = dying_transaction  # type: ignore[method-assign,assignment]
+
+
+def install_postgres_write_crash() -> None:
+    """Wrap ``eddic.storage.postgres.steps.write_step`` (every step after the first),
+    ``steps.write_rows`` where it is called for a start's first step (not where ``write_step``
+    calls it: that is the same write), and the units of work (``Units.run``, and
+    ``Units.pipelined`` where steps are sent as one pipeline), whose ``COMMIT`` ends each unit,
+    to die around the N-th write.
+
+    A write function either runs its statements as it is called, or (pipelined) queues them and
+    returns a ``finish`` that the unit calls once every result is in: the step is "written" when
+    the call returns, or when ``finish`` does.
+    """
+    from eddic.storage.postgres import steps as pg_steps
+    from eddic.storage.postgres.units import Units
+
+    write_step, write_rows = pg_steps.write_step, pg_steps.write_rows
+    # Per thread: each unit is one transaction on a connection of the thread that runs it, so
+    # "committed" is the COMMIT of the hit write's own unit, never another thread's.
+    local = threading.local()
+
+    def written(hit: bool) -> None:
+        if hit and CRASH.when == "uncommitted":
+            die(f"after write {CRASH.number}, before its commit")
+        local.armed = hit
+
+    def counted(write: Any, *args: Any, **kwargs: Any) -> Any:
+        hit = next_write() == CRASH.number
+        if hit and CRASH.when == "before":
+            die(f"before write {CRASH.number}")
+        local.inside = True
+        try:
+            done = write(*args, **kwargs)
+        finally:
+            local.inside = False
+        if not callable(done):  # its statements have run
+            written(hit)
+            return done
+
+        def finish() -> Any:  # queued statements: written once their results are in
+            result = done()
+            written(hit)
+            return result
+
+        return finish
+
+    def counting_write_step(*args: Any, **kwargs: Any) -> Any:
+        return counted(write_step, *args, **kwargs)
+
+    def counting_write_rows(*args: Any, **kwargs: Any) -> Any:
+        if getattr(local, "inside", False):  # write_step's own rows, already counted
+            return write_rows(*args, **kwargs)
+        return counted(write_rows, *args, **kwargs)
+
+    def dying(unit: Any) -> Any:
+        def dying_unit(self: Units, *args: Any, **kwargs: Any) -> Any:
+            local.armed = False
+            result = unit(self, *args, **kwargs)
+            if local.armed:  # the unit's COMMIT has returned: the write is durable
+                die(f"right after the commit of write {CRASH.number}")
+            return result
+
+        return dying_unit
+
+    pg_steps.write_step = counting_write_step
+    pg_steps.write_rows = counting_write_rows
+    for name in ("run", "pipelined"):
+        if hasattr(Units, name):
+            setattr(Units, name, dying(getattr(Units, name)))
 
 
 # -- durable side-effect logs ----------------------------------------------------------------------
@@ -379,7 +464,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     global CRASH, EFFECTS, DELIVERIES
     parser = argparse.ArgumentParser(description="run the crash-test order saga")
-    parser.add_argument("db", help="path of the SQLite database file")
+    parser.add_argument("db", help="an SQLite database file's path, or a postgresql:// URL")
     parser.add_argument("mode", choices=("start", "recover"))
     parser.add_argument(
         "--fail-shipping", choices=("never", "always", "alternate"), default="never"
@@ -389,16 +474,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours-ahead", type=float, default=1.0, help="recover: clock jump")
     parser.add_argument("--workflow", choices=sorted(WORKFLOWS), default="order")
     parser.add_argument("--threads", type=int, default=1, help="start the orders from N threads")
+    parser.add_argument("--side", help="base path of the side-effect logs (default: the db file)")
     args = parser.parse_args(argv)
+    postgres = "://" in args.db
+    if postgres and not args.side:
+        parser.error("a database URL names no file: give --side BASE for the side-effect logs")
 
     CRASH = CrashPoint.parse(args.crash)
-    EFFECTS, DELIVERIES = f"{args.db}.effects", f"{args.db}.deliveries"
+    side = args.side or args.db
+    EFFECTS, DELIVERIES = f"{side}.effects", f"{side}.deliveries"
     _counts.clear()
     if CRASH.kind == "write":
-        install_write_crash()
+        (install_postgres_write_crash if postgres else install_sqlite_write_crash)()
     orders = planned_orders(args.instances, args.fail_shipping)
     app = App(
-        db_url=f"sqlite:///{os.path.abspath(args.db)}",
+        db_url=args.db if postgres else f"sqlite:///{os.path.abspath(args.db)}",
         service_name="crash-tests",
         outbox_enabled=True,
         outbox_sink=sink,
@@ -434,6 +524,11 @@ def run_child(argv: list[str], log_path: str) -> NoReturn:
 
 
 def serve() -> int:
+    # Import the PostgreSQL backend (psycopg, its pool) once, here, for every child to inherit;
+    # importing opens no connection. Without the extra, SQLite runs still work.
+    with contextlib.suppress(ImportError):
+        import eddic.storage.postgres.store  # noqa: F401
+
     # Scan the loaded modules for freezegun once, here, so that every child inherits the cache.
     with freeze_time(datetime.now(timezone.utc), ignore=FREEZEGUN_IGNORE):
         pass
