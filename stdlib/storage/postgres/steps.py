@@ -24,7 +24,6 @@ from ..step import LeaseLost, StepWrite, step_columns
 from .units import SERVER_START, XACT_ID, Xid
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
-Conn = psycopg.Connection[tuple[Any, ...]]
 
 #: What the fenced statement raises inside SQL when the fence matched no row: the text of an
 #: ``invalid_text_representation`` (22P02) error, which :func:`lease_lost` maps to ``LeaseLost``.
@@ -112,16 +111,16 @@ def taken(exc: psycopg.Error) -> bool:
 
 
 def insert_instance(
-    conn: Conn, row: dict[str, Any], step: StepWrite, now: datetime, channel: str
+    cur: Cursor, row: dict[str, Any], step: StepWrite, now: datetime, channel: str
 ) -> Callable[[], tuple[Xid, int]]:
     """Queue a new instance (``row``: every column, the step's included) and the rest of its
     first step, in a pipeline (``Units.pipelined``); ``finish`` gives the id and its key."""
-    cur = conn.cursor()
-    cur.execute(_insert_sql(tuple(row)), list(row.values()))
-    rows = write_rows(conn, step, now, channel, notify=leaves_work(step, row))
+    insert = cur.connection.cursor()  # a cursor keeps the result of its last statement
+    insert.execute(_insert_sql(tuple(row)), list(row.values()))
+    rows = write_rows(cur, step, now, channel, notify=leaves_work(step, row))
 
     def finish() -> tuple[Xid, int]:
-        found = cur.fetchone()
+        found = insert.fetchone()
         assert found is not None
         step.key = int(found[0])
         rows()
@@ -131,17 +130,17 @@ def insert_instance(
 
 
 def write_step(
-    conn: Conn, step: StepWrite, now: datetime, channel: str
+    cur: Cursor, step: StepWrite, now: datetime, channel: str
 ) -> Callable[[], tuple[Xid, None]]:
     """Queue the step's instance columns, fenced by its lease epoch, then its rows, in a
     pipeline (``Units.pipelined``); ``finish`` gives the transaction's id."""
     columns = step_columns(step)
-    fence = conn.cursor()
+    fence = cur.connection.cursor()  # a cursor keeps the result of its last statement
     fence.execute(
         _fenced_sql(tuple(columns)),
         [*columns.values(), step.instance_id, step.owner, step.epoch],
     )
-    rows = write_rows(conn, step, now, channel, notify=leaves_work(step, columns))
+    rows = write_rows(cur, step, now, channel, notify=leaves_work(step, columns))
 
     def finish() -> tuple[Xid, None]:
         found = fence.fetchone()
@@ -153,12 +152,11 @@ def write_step(
 
 
 def write_rows(
-    conn: Conn, step: StepWrite, now: datetime, channel: str, *, notify: bool
+    cur: Cursor, step: StepWrite, now: datetime, channel: str, *, notify: bool
 ) -> Callable[[], None]:
     """Queue everything of the step but the instance's columns, and with ``notify`` a
     ``pg_notify`` on ``channel`` (delivered at commit, only if it commits); the function
     returned sets ``step.woke`` once the results are in."""
-    cur = conn.cursor()
     if step.history:
         cur.executemany(_HISTORY, step.history)
     if step.outbox:
@@ -177,7 +175,7 @@ def write_rows(
     step.woke = False  # set afresh: a unit run again after a lost connection runs this again
     woke: Cursor | None = None
     if step.release and step.columns.get("status") == "waiting_for_event":
-        woke = conn.cursor()
+        woke = cur.connection.cursor()
         # notifies by itself when it wakes the instance (a second NOTIFY of the same channel
         # and payload in one transaction is delivered once)
         woke.execute(_WOKE, [now, iid, iid, channel])

@@ -228,7 +228,7 @@ class PostgresStorage:
         while True:
             try:
                 key = self.units.pipelined(
-                    lambda conn: steps.insert_instance(conn, columns, step, now, self.units.channel)
+                    lambda cur: steps.insert_instance(cur, columns, step, now, self.units.channel)
                 )
                 return None, key
             except psycopg.IntegrityError as exc:
@@ -244,7 +244,7 @@ class PostgresStorage:
         One pipelined unit (``steps.write_step``): a fence that matches no row raises inside
         SQL, so nothing of the step can commit; that error, and only it, is ``LeaseLost``."""
         try:
-            self.units.pipelined(lambda conn: steps.write_step(conn, step, now, self.units.channel))
+            self.units.pipelined(lambda cur: steps.write_step(cur, step, now, self.units.channel))
         except psycopg.DataError as exc:
             lost = steps.lease_lost(exc, step)
             if lost is None:

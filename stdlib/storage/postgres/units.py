@@ -88,6 +88,7 @@ log = logging.getLogger("eddic.storage.postgres")
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
 Xid = tuple[str, datetime]  # a transaction's id, and the server's start time when it was given
 
 #: How long a unit whose connection was lost is tried again (seconds), and the pauses between
@@ -278,7 +279,7 @@ class Units:
 
     def run(
         self,
-        work: Callable[[psycopg.Cursor[tuple[Any, ...]]], T],
+        work: Callable[[Cursor], T],
         *,
         write: bool = True,
         notify: Callable[[T], bool] | None = None,
@@ -304,8 +305,8 @@ class Units:
 
         return self._retried(attempt)
 
-    def pipelined(self, work: Callable[[Conn], Callable[[], tuple[Xid, T]]]) -> T:
-        """A writing unit sent as one pipeline (see above): ``work(conn)`` queues its
+    def pipelined(self, work: Callable[[Cursor], Callable[[], tuple[Xid, T]]]) -> T:
+        """A writing unit sent as one pipeline (see above): ``work(cursor)`` queues its
         statements after ``BEGIN`` and returns ``finish``, called once every result is in,
         which gives the transaction's id (``XACT_ID``, ``SERVER_START``, from one of them) and
         the unit's result; then ``COMMIT``. A statement's error is raised as it is (the first
@@ -314,10 +315,10 @@ class Units:
         def attempt(conn: Conn) -> tuple[Xid | None, T]:
             failed: psycopg.Error | None = None
             try:
-                with conn.pipeline():
+                with conn.pipeline(), conn.cursor() as cur:
                     try:
-                        conn.execute("BEGIN", prepare=False)
-                        finish = work(conn)
+                        cur.execute("BEGIN", prepare=False)
+                        finish = work(cur)
                     except psycopg.Error as exc:
                         failed = exc  # raised by a result read while sending: the exit syncs
             except psycopg.Error as exc:
