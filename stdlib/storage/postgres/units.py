@@ -315,7 +315,7 @@ class Units:
         def attempt(conn: Conn) -> tuple[Xid | None, T]:
             failed: psycopg.Error | None = None
             try:
-                with conn.pipeline(), conn.cursor() as cur:
+                with conn.cursor() as cur, conn.pipeline():
                     try:
                         cur.execute("BEGIN", prepare=False)
                         finish = work(cur)
