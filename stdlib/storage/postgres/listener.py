@@ -6,10 +6,22 @@ transaction a different server session, so a ``LISTEN`` there hears nothing. It 
 the first ``wait`` and opened again after it dropped (a server restart): notifications sent
 while it was down are lost, so ``wait`` then returns True at once and the caller looks for
 work, as it does after any wake-up. Polling stays the safety net.
+
+An idle ``wait`` costs nothing: it blocks in one ``select`` on the connection's socket and on a
+socket pair of this listener's own, for the whole timeout, and wakes only when the server sends
+something (a notification; the socket also turns readable when the connection drops) or
+``wake()`` writes a byte into the pair. Notifications are then read without blocking
+(``notifies(timeout=0)``). Between two waits they wait in the socket, so none is missed.
+
+``wake()`` wakes this process's waiter only, through the pair: no server round trip, so it is
+as quick with the server down. Other processes hear of new work from the ``NOTIFY`` of the
+commit that made it (``Units.run(..., notify=True)``), never from a ``wake()``.
 """
 
 from __future__ import annotations
 
+import selectors
+import socket
 import threading
 import time
 from contextlib import suppress
@@ -20,20 +32,26 @@ import psycopg
 from .schema import quote_ident
 from .units import Units, log
 
-#: How long one wait on the socket lasts at most, so that an in-process ``wake()`` (when the
-#: server cannot carry its NOTIFY) is noticed within it.
-_SLICE = 0.25
-#: How long ``wake()`` waits for a pooled connection when every one is busy (then it skips the
-#: NOTIFY: the busy connections are committing work, and their commits notify).
-_WAKE_WAIT = 0.1
+#: How long ``wait`` sleeps between two tries at LISTEN while the server cannot be reached
+#: (a ``wake()`` still ends the sleep at once).
+_RETRY = 1.0
+
+_WAKE = "wake"  # selector key data: the socket pair
+_LISTEN = "listen"  # selector key data: the LISTEN connection's socket
 
 
 class Listener:
     def __init__(self, units: Units) -> None:
         self._units = units
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._fd = -1  # the socket of _conn, registered in _selector
         self._lock = threading.Lock()  # one waiter at a time on the connection
-        self._woken = threading.Event()
+        # wake() writes into _pair[1], a waiter reads _pair[0]; made on first use, closed by
+        # close(). _pair_lock guards making and closing it (never held while waiting).
+        self._pair: tuple[socket.socket, socket.socket] | None = None
+        self._pair_lock = threading.Lock()
+        self._selector: selectors.BaseSelector | None = None  # used under _lock only
+        self._lost = False  # a LISTEN connection dropped: True once it is back
         self._down = False  # LISTEN failed and was logged: log again only once it is back
 
     def wait(self, timeout: float) -> bool:
@@ -41,60 +59,117 @@ class Listener:
         True unless the time ran out."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
+            selector = self._open_selector()
             while True:
-                if self._woken.is_set():
-                    self._woken.clear()
+                if self._conn is None and time.monotonic() < deadline and self._connect(selector):
+                    if self._lost:  # dropped and back: notifications may have been lost
+                        self._lost = False
+                        return True
+                    if self._take():  # heard while the LISTEN itself ran
+                        return True
+                left = max(0.0, deadline - time.monotonic())
+                if self._conn is None:  # the server is away: sleep, and try LISTEN again
+                    left = min(left, _RETRY)
+                ready = {key.data for key, _ in selector.select(left)}
+                if _WAKE in ready:
+                    self._drain()
+                # read the socket even when woken: what it holds is heard now, not next time
+                heard = _LISTEN in ready and self._take()
+                if heard or _WAKE in ready:
                     return True
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if not ready and time.monotonic() >= deadline:
                     return False
-                conn = self._conn
-                if conn is None or conn.closed:
-                    try:
-                        self._conn = self._listen()
-                    except Exception as exc:  # the server is away: sleep, and poll later
-                        # one warning per outage, not one a second while it lasts
-                        (log.debug if self._down else log.warning)(
-                            "cannot LISTEN on %s: %s", self._units.url.redacted, exc
-                        )
-                        self._down = True
-                        self._woken.wait(min(left, 1.0))
-                        continue
-                    if self._down:
-                        log.info("LISTEN on %s again", self._units.url.redacted)
-                        self._down = False
-                    if conn is not None:  # dropped and back: notifications may have been lost
-                        return True
-                    conn = self._conn
-                try:
-                    for _ in conn.notifies(timeout=min(left, _SLICE), stop_after=1):
-                        return True
-                except psycopg.OperationalError as exc:
-                    log.warning("the LISTEN connection dropped (%s); reconnecting", exc)
-                    with suppress(Exception):
-                        conn.close()
 
-    def _listen(self) -> psycopg.Connection[tuple[Any, ...]]:
-        conn = self._units.connect(autocommit=True)
-        conn.execute(f"LISTEN {quote_ident(self._units.channel)}")
-        return conn
+    def _open_selector(self) -> selectors.BaseSelector:
+        if self._selector is None:
+            receiver, _ = self._socket_pair()
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(receiver, selectors.EVENT_READ, _WAKE)
+        return self._selector
+
+    def _socket_pair(self) -> tuple[socket.socket, socket.socket]:
+        with self._pair_lock:
+            if self._pair is None:
+                receiver, sender = socket.socketpair()
+                receiver.setblocking(False)
+                sender.setblocking(False)
+                self._pair = receiver, sender
+            return self._pair
+
+    def _connect(self, selector: selectors.BaseSelector) -> bool:
+        """LISTEN on a new connection, registered in ``selector``; False (logged once per
+        outage) when the server cannot be reached."""
+        try:
+            conn = self._units.connect(autocommit=True)
+            try:
+                conn.execute(f"LISTEN {quote_ident(self._units.channel)}")
+                fd = conn.fileno()
+                selector.register(fd, selectors.EVENT_READ, _LISTEN)
+            except BaseException:
+                with suppress(Exception):
+                    conn.close()
+                raise
+        except Exception as exc:
+            # one warning per outage, not one a second while it lasts
+            (log.debug if self._down else log.warning)(
+                "cannot LISTEN on %s: %s", self._units.url.redacted, exc
+            )
+            self._down = True
+            return False
+        if self._down:
+            log.info("LISTEN on %s again", self._units.url.redacted)
+            self._down = False
+        self._conn, self._fd = conn, fd
+        return True
+
+    def _take(self) -> bool:
+        """Whether notifications came, read without blocking (what the socket holds, or what
+        psycopg kept while a statement ran). A lost connection is closed, to be opened again."""
+        conn = self._conn
+        if conn is None:
+            return False
+        heard = False
+        try:
+            for _ in conn.notifies(timeout=0):
+                heard = True
+        except psycopg.Error as exc:
+            log.warning("the LISTEN connection dropped (%s); reconnecting", exc)
+            self._drop()
+            self._lost = True
+        return heard
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if self._selector is not None and self._fd >= 0:
+            with suppress(KeyError, ValueError):
+                self._selector.unregister(self._fd)
+        self._fd = -1
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
+    def _drain(self) -> None:
+        receiver, _ = self._socket_pair()
+        with suppress(OSError):  # BlockingIOError once it is empty
+            while receiver.recv(4096):
+                pass
 
     def wake(self) -> None:
-        """Wake this process's waiter now, and every other listener through a NOTIFY."""
-        self._woken.set()
-        # One try (see the module's doc): Units.run would retry for seconds with the server down.
-        try:
-            with self._units.pool().connection(_WAKE_WAIT) as conn:
-                conn.execute("SELECT pg_notify(%s, '')", [self._units.channel])
-                conn.commit()
-        except Exception:  # the local wake-up is done; the others poll
-            log.debug("wake(): NOTIFY failed", exc_info=True)
+        """Make this process's ``wait`` return True now (or its next one, if none is waiting).
+        Never blocks, and needs no server."""
+        _, sender = self._socket_pair()
+        with suppress(OSError):  # BlockingIOError: the pair is full, a wake-up is pending
+            sender.send(b"\0")
 
     def close(self) -> None:
-        self._woken.set()  # a waiter in another thread returns
+        self.wake()  # a waiter in another thread returns
         with self._lock:
-            if self._conn is not None:
-                with suppress(Exception):
-                    self._conn.close()
-            self._conn = None
-            self._woken.clear()
+            self._drop()
+            self._lost = False
+            if self._selector is not None:
+                self._selector.close()
+                self._selector = None
+            with self._pair_lock:
+                pair, self._pair = self._pair, None
+            for end in pair or ():
+                end.close()
