@@ -453,6 +453,7 @@ class App:
         finally:
             served.set()
             if listener is not None:
+                self.storage.wake()  # ends the listener's wait at once
                 listener.join(5)
             if self._pool is not None:
                 self._pool.shutdown()
@@ -468,7 +469,9 @@ class App:
         def listen() -> None:
             while not served.is_set():
                 try:
-                    if self.storage.wait(1.0):
+                    # Long waits: an idle listener wakes up once a minute, and serve()
+                    # ends this one with wake() when it returns.
+                    if self.storage.wait(60.0) and not served.is_set():
                         self._wake.set()
                 except Exception:  # the listener reconnects; meanwhile serve() polls
                     log.warning("waiting for notifications failed; polling", exc_info=True)

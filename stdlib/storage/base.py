@@ -167,7 +167,9 @@ class Store(Protocol):
         """Until a commit (of any process, where ``notifies``) created work or ``wake()`` was
         called: True; False after ``timeout`` seconds."""
 
-    def wake(self) -> None: ...
+    def wake(self) -> None:
+        """Make a ``wait`` of this process return now (or its next one): never blocks, needs no
+        server. Other processes hear of work from the commits that create it."""
 
     # -- events --
     def mailbox(self, instance_id: str, types: Sequence[str]) -> dict[str, list[tuple[int, Event]]]:
