@@ -45,7 +45,7 @@ def open_store(db_url: str, *, synchronous: str = "FULL", busy_timeout_ms: int =
     if isinstance(db_url, str) and db_url.lower().startswith(_POSTGRES_SCHEMES):
         try:
             from .postgres.store import PostgresStorage
-        except ImportError as exc:  # psycopg or psycopg_pool missing
+        except ImportError as exc:  # psycopg missing
             raise StorageError(
                 f"{db_url.split('://')[0]}:// URLs need the PostgreSQL extra: "
                 f"pip install 'eddic[postgres]' ({exc})"

@@ -79,7 +79,7 @@ RESULT_TAG = "PEERS-RESULT "
 
 #: per framework: the modules it needs, and the distributions to report (and install)
 NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "eddic": (("eddic", "psycopg", "psycopg_pool"), ("eddic", "psycopg")),
+    "eddic": (("eddic", "psycopg"), ("eddic", "psycopg")),
     "dbos": (("dbos",), ("dbos", "SQLAlchemy", "psycopg")),
     "edda": (("edda", "asyncpg"), ("edda-framework", "asyncpg", "SQLAlchemy")),
     "absurd": (("absurd_sdk", "absurdctl"), ("absurd-sdk", "absurdctl", "psycopg")),

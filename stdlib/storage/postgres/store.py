@@ -60,6 +60,13 @@ _LEASE_UNTIL = (
 )
 
 
+#: Connections a store may hold at once. They are made on demand and only while threads ask
+#: for them, so the bound costs nothing until used: it is there so that ``serve(threads=16)``
+#: (its threads, the relay, the lease keeper, ``start`` from other threads) never waits for a
+#: connection, while a runaway number of threads cannot exhaust the server's ``max_connections``.
+POOL_SIZE = 32
+
+
 class PostgresStorage:
     """Storage on one PostgreSQL schema. Threads share a pool of connections."""
 
@@ -67,7 +74,7 @@ class PostgresStorage:
         self,
         db_url: str,
         *,
-        max_connections: int = 10,
+        max_connections: int = POOL_SIZE,
         connect_timeout: float = 10.0,
         application_name: str = "eddic",
     ) -> None:
