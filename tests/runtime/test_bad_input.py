@@ -24,6 +24,8 @@ from eddic import (
 )
 from eddic.storage.sqlite.dbfile import StorageError
 
+pytestmark = pytest.mark.both_backends
+
 
 class Opaque:
     pass
@@ -79,8 +81,9 @@ def bad_typed(ctx: WorkflowContext, n: int) -> int:
 
 
 def test_invalid_input_raises_and_leaves_the_database_byte_for_byte_unchanged(
-    app: App, db_path: Path
+    sqlite_app: App, db_path: Path
 ) -> None:
+    app = sqlite_app  # the file's bytes: SQLite's
     app.start(bad_typed, input=1)
     app.storage.close()
     before = db_path.read_bytes()
@@ -163,7 +166,8 @@ def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path
     assert not Path(f"{path}-writer").exists()
 
 
-def test_a_corrupt_database_is_refused_and_left_untouched(app: App, db_path: Path) -> None:
+def test_a_corrupt_database_is_refused_and_left_untouched(sqlite_app: App, db_path: Path) -> None:
+    app = sqlite_app  # a damaged file: SQLite's
     app.start(bad_typed, input=1)
     app.shutdown()
     data = bytearray(db_path.read_bytes())
@@ -174,7 +178,8 @@ def test_a_corrupt_database_is_refused_and_left_untouched(app: App, db_path: Pat
     assert db_path.read_bytes() == bytes(data)
 
 
-def test_a_database_from_a_newer_schema_is_refused(app: App, db_path: Path) -> None:
+def test_a_database_from_a_newer_schema_is_refused(sqlite_app: App, db_path: Path) -> None:
+    app = sqlite_app  # PostgreSQL's newer schema: tests/postgres/test_store.py
     with app.storage.transaction() as db:
         db.execute("UPDATE eddic_meta SET value = '99' WHERE key = 'schema_version'")
     app.shutdown()

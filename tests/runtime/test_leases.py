@@ -22,6 +22,8 @@ from eddic import (
 from eddic.decorators import _WORKFLOWS
 from eddic.storage import LeaseLost, StepWrite
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 attempts_seen: list[tuple[int, str]] = []
 
@@ -202,11 +204,7 @@ _lease_clock: list[object] = []
 @activity
 def lease_look(ctx: ActivityContext) -> None:
     """Note how much of the lease is left as this step starts, then let 0.6 s pass."""
-    with _lease_app[0].storage.reading() as db:
-        row = db.execute(
-            "SELECT lock_expires_at FROM instances WHERE instance_id = ?", [ctx.instance_id]
-        ).fetchone()
-    expires = datetime.fromisoformat(row[0])
+    expires = _lease_app[0].get_instance(ctx.instance_id)["lock_expires_at"]
     lease_left.append((expires - datetime.now(timezone.utc)).total_seconds())
     _lease_clock[0].tick(timedelta(seconds=0.6))  # type: ignore[attr-defined]
 

@@ -31,6 +31,8 @@ from eddic.cli import main as cli_main
 from eddic.clock import from_text, utcnow
 from eddic.runtime.outbox import backoff
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SECRETS = ("user", "s3cret", "token", "t0ken", "sig")
 

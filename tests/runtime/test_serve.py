@@ -16,6 +16,8 @@ from freezegun import freeze_time
 
 from eddic import App, Sleep, WorkflowContext, activity, workflow
 
+pytestmark = pytest.mark.both_backends
+
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=timezone.utc)
 
 HERE = Path(__file__).parent
