@@ -32,6 +32,47 @@ def event_types(pending: Sequence[Pending]) -> list[str]:
     return sorted({p.name for p in pending if p.kind == "event"})
 
 
+_Candidate = tuple[datetime, int, int, Due]  # (when, event first on a tie, seq, what)
+
+
+def _timer_due(
+    p: Pending,
+    mailbox: Mapping[str, Sequence[tuple[int, Event]]],
+    taken: dict[str, int],
+    now: datetime,
+) -> _Candidate | None:
+    deadline = p.deadline
+    if deadline is not None and deadline <= now:
+        return deadline, 1, p.seq, Due(Resolved(p.seq, now), None, None)
+    return None
+
+
+def _event_due(
+    p: Pending,
+    mailbox: Mapping[str, Sequence[tuple[int, Event]]],
+    taken: dict[str, int],
+    now: datetime,
+) -> _Candidate | None:
+    deadline = p.deadline
+    queue = mailbox.get(p.name, ())
+    index = taken.get(p.name, 0)
+    if index < len(queue) and (deadline is None or queue[index][1].time <= deadline):
+        mid, event = queue[index]
+        taken[p.name] = index + 1
+        return event.time, 0, p.seq, Due(Resolved(p.seq, now, event), event, mid)
+    if deadline is not None and deadline <= now:
+        failure = Failure(
+            "eddic.EventTimeout", f"no {p.name!r} event arrived by {deadline.isoformat()}"
+        )
+        return deadline, 1, p.seq, Due(Resolved(p.seq, now, failure=failure), None, None)
+    return None
+
+
+#: What can fall due by itself, by the kind of the pending command (the rest, activities, are
+#: run by the worker and resolved by their outcome).
+_DUE_BY_KIND = {"timer": _timer_due, "event": _event_due}
+
+
 def next_due(
     pending: Sequence[Pending], mailbox: Mapping[str, Sequence[tuple[int, Event]]], now: datetime
 ) -> Due | None:
@@ -39,27 +80,13 @@ def next_due(
 
     ``mailbox`` holds the unconsumed events by type, oldest first, as ``(mailbox id, event)``.
     """
-    candidates: list[tuple[datetime, int, int, Due]] = []
+    candidates: list[_Candidate] = []
     taken: dict[str, int] = {}  # events of a type already given to an earlier wait
     for p in pending:
-        deadline = p.deadline
-        if p.kind == "timer":
-            if deadline is not None and deadline <= now:
-                candidates.append((deadline, 1, p.seq, Due(Resolved(p.seq, now), None, None)))
-        elif p.kind == "event":
-            queue = mailbox.get(p.name, ())
-            index = taken.get(p.name, 0)
-            if index < len(queue) and (deadline is None or queue[index][1].time <= deadline):
-                mid, event = queue[index]
-                taken[p.name] = index + 1
-                due = Due(Resolved(p.seq, now, event), event, mid)
-                candidates.append((event.time, 0, p.seq, due))
-            elif deadline is not None and deadline <= now:
-                failure = Failure(
-                    "eddic.EventTimeout", f"no {p.name!r} event arrived by {deadline.isoformat()}"
-                )
-                due = Due(Resolved(p.seq, now, failure=failure), None, None)
-                candidates.append((deadline, 1, p.seq, due))
+        rule = _DUE_BY_KIND.get(p.kind)
+        found = None if rule is None else rule(p, mailbox, taken, now)
+        if found is not None:
+            candidates.append(found)
     if not candidates:
         return None
     return min(candidates, key=lambda c: (c[0], c[1], c[2]))[3]
