@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from ..kernel import (
     WorkflowFailed,
 )
 from ..serde import dumps, from_jsonable, to_jsonable
-from ..storage import open_store
+from ..storage import StepWrite, open_store
 from .faults import is_exit_request
 from .instance import LiveInstance
 from .outbox import relay
@@ -154,21 +155,10 @@ class App:
         lock_timeout_seconds: float | None = None,
     ) -> str:
         """Record a new instance and run it here until it completes, fails or waits."""
-        self._ready()
-        wf = get_workflow(workflow)
-        if instance_id is not None:
-            validate.name(instance_id, "instance_id")
-        timeout = validate.seconds(
-            lock_timeout_seconds, "lock_timeout_seconds", allow_zero=False, allow_none=True
-        )
-        input_json, input_value = self._validate_input(wf, input)
-        iid = str(uuid.uuid4()) if instance_id is None else instance_id
-        if instance_id is not None:  # a start repeated with its id runs no workflow code again
-            taken = self.storage.workflow_name(iid)
-            if taken is not None:
-                return self._started_already(iid, taken, wf)
-        if timeout is None:
-            timeout = wf.lock_timeout_seconds
+        checked = self._checked_start(workflow, input, instance_id, lock_timeout_seconds)
+        if isinstance(checked, str):
+            return checked
+        wf, iid, input_json, input_value, timeout = checked
         now = utcnow()
         live = LiveInstance.new(
             wf,
@@ -219,6 +209,92 @@ class App:
         except Exception:
             log.exception("instance %s was recorded; running it inline failed", iid)
         return iid
+
+    def _checked_start(
+        self,
+        workflow: Workflow[Any] | str,
+        input: Any,
+        instance_id: str | None,
+        lock_timeout_seconds: float | None,
+    ) -> str | tuple[Workflow[Any], str, Any, Any, float | None]:
+        """What ``start`` and ``submit`` check before writing anything: the id of an instance
+        started already with this id, or ``(workflow, id, input JSON, input, lock timeout)``."""
+        self._ready()
+        wf = get_workflow(workflow)
+        if instance_id is not None:
+            validate.name(instance_id, "instance_id")
+        timeout = validate.seconds(
+            lock_timeout_seconds, "lock_timeout_seconds", allow_zero=False, allow_none=True
+        )
+        input_json, input_value = self._validate_input(wf, input)
+        iid = str(uuid.uuid4()) if instance_id is None else instance_id
+        if instance_id is not None:  # a start repeated with its id runs no workflow code again
+            taken = self.storage.workflow_name(iid)
+            if taken is not None:
+                return self._started_already(iid, taken, wf)
+        return (
+            wf,
+            iid,
+            input_json,
+            input_value,
+            wf.lock_timeout_seconds if timeout is None else timeout,
+        )
+
+    def submit(
+        self,
+        workflow: Workflow[Any] | str,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        lock_timeout_seconds: float | None = None,
+    ) -> str:
+        """Record a new instance and return at once, running none of its code: a serving
+        worker (in any process, on any machine) runs it. Checked and idempotent by id like
+        ``start``; ``wait`` blocks until it has finished."""
+        checked = self._checked_start(workflow, input, instance_id, lock_timeout_seconds)
+        if isinstance(checked, str):
+            return checked
+        wf, iid, input_json, _input_value, timeout = checked
+        now = utcnow()
+        row = {
+            "instance_id": iid,
+            "workflow_name": wf.name,
+            "status": "running",
+            "input_data": dumps(input_json),
+            "created_at": now,
+            "updated_at": now,
+            "started_at": now,
+            "service_name": self.service_name,
+            "lock_timeout_seconds": timeout,
+            "lock_owner": None,
+            "lock_epoch": 0,
+            "lock_expires_at": None,
+        }
+        # No lease and no history: due now, so the first worker to claim it runs its code
+        # from the start (as it would replay a start parked before its first command).
+        first = StepWrite(iid, "", 0, columns={"wake_at": now})
+        taken, _key = self.storage.create(row, first, now, check_taken=instance_id is not None)
+        if taken is not None:  # submitted or started meanwhile by another caller
+            return self._started_already(iid, taken, wf)
+        self._wake.set()  # this process's serve(), if any, claims it now
+        return iid
+
+    def wait(self, instance_id: str, timeout: float | None = None) -> Any:
+        """Block until the instance has finished; then what ``result`` returns (its typed
+        result, or ``WorkflowFailed``). ``TimeoutError`` once ``timeout`` seconds have passed;
+        ``InstanceNotFound`` for an unknown id. Reads the instance every few milliseconds at
+        first, then every 0.1 s."""
+        self._ready()
+        limit = validate.seconds(timeout, "timeout", allow_none=True)
+        deadline = None if limit is None else time.monotonic() + limit
+        pause = 0.002
+        while self.get_instance(instance_id)["status"] not in _FINISHED:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"instance {instance_id!r} did not finish in {limit} s")
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * 2, 0.1)
+        return self.result(instance_id)
 
     def _started_already(self, iid: str, taken: str, wf: Workflow[Any]) -> str:
         if taken != wf.name:
@@ -352,13 +428,16 @@ class App:
         source: str | None = None,
         id: str | None = None,
         instance_id: str | None = None,
+        inline: bool = True,
     ) -> list[str]:
         """Deliver an event; returns the ids of the instances it reached.
 
         With ``instance_id`` the event goes to that instance's durable mailbox and is received by
         its next matching ``WaitEvent``; without, it reaches every instance whose pending
         ``WaitEvent`` matches when the send commits. A repeated ``(instance, id)`` is ignored.
-        Reached instances are resumed here, in the calling thread.
+        Reached instances are resumed here, in the calling thread; with ``inline=False`` they
+        are left to a serving worker (the send returns once the event is stored: the choice for
+        a web handler).
         """
         self._ready()
         validate.name(event_type, "event type")
@@ -381,6 +460,9 @@ class App:
         )
         # The event is durable now: nothing that goes wrong running its receivers may raise
         # here, or a caller's retry would send it again under a new id.
+        if not inline:
+            self._wake.set()  # this process's serve(), if any, claims them now
+            return [target for target, _name in reached]
         for target, name in reached:
             self._advance(target, name, utcnow())
         return [target for target, _name in reached]
