@@ -55,4 +55,26 @@ def step_columns(step: StepWrite) -> dict[str, Any]:
     return columns
 
 
-__all__ = ["LeaseLost", "StepWrite", "step_columns"]
+_RUNNABLE = ("running", "compensating")
+
+
+def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
+    """Whether other workers should hear of this step: it has rows for the relay, a wake or
+    retry time, or leaves a runnable instance without an owner (created so, or handed back).
+    ``columns`` are what the instance's row will hold of its columns: the step's own
+    (``step_columns``), or a new instance's whole row. A ``create`` whose starter holds the
+    lease and runs the instance itself inline leaves nothing for anyone else."""
+    return bool(
+        step.outbox
+        or columns.get("wake_at") is not None
+        or columns.get("retry_after") is not None
+        or (
+            "lock_owner" in columns
+            and columns["lock_owner"] is None
+            # a step that leaves its status as it was hands back a running instance
+            and columns.get("status", "running") in _RUNNABLE
+        )
+    )
+
+
+__all__ = ["LeaseLost", "StepWrite", "leaves_work", "step_columns"]

@@ -175,8 +175,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wakeups", type=int, default=60)
     parser.add_argument("--gap-ms", default="50,150", help="random pause between sends: LO,HI")
+    parser.add_argument(
+        "--db",
+        help="measure on this database instead (e.g. sqlite:////tmp/w.db: SQLite's "
+        "wake-up, a serving worker polling PRAGMA data_version)",
+    )
     args = parser.parse_args()
     lo, hi = (float(x) for x in args.gap_ms.split(","))
+    if args.db:
+        print(f"wake-up latency on {args.db}, {args.wakeups} wake-ups (+{WARMUP} warm-up)")
+        for line in report(measure_wakeups(args.db, args.wakeups, (lo, hi))):
+            print(line)
+        return
     with pg_server.serving() as server:
         url = server.create_database(f"bench_wakeup_{os.getpid()}")
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from ..step import LeaseLost, StepWrite, step_columns
+from ..step import LeaseLost, StepWrite, leaves_work, step_columns
 from .units import SERVER_START, XACT_ID, Xid
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
@@ -31,7 +31,6 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 #: ``COMMIT`` (never sent: see ``units``) could only roll it back.
 LEASE_LOST = "eddic: lease lost"
 _FENCE = "instance_id = %s AND lock_owner = %s AND lock_epoch = %s"
-_RUNNABLE = ("running", "compensating")
 
 _HISTORY = (
     "INSERT INTO history (instance_id, pos, seq, record, kind, name, args, at, deadline, value, "
@@ -187,25 +186,6 @@ def write_rows(
             step.woke = woke.rowcount == 1
 
     return finish
-
-
-def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
-    """Whether other workers should hear of this step: it has rows for the relay, a wake or
-    retry time, or leaves a runnable instance without an owner (created so, or handed back).
-    ``columns`` are what the instance's row will hold of its columns: the step's own
-    (``step_columns``), or a new instance's whole row. A ``create`` whose starter holds the
-    lease and runs the instance itself inline leaves nothing for anyone else."""
-    return bool(
-        step.outbox
-        or columns.get("wake_at") is not None
-        or columns.get("retry_after") is not None
-        or (
-            "lock_owner" in columns
-            and columns["lock_owner"] is None
-            # a step that leaves its status as it was hands back a running instance
-            and columns.get("status", "running") in _RUNNABLE
-        )
-    )
 
 
 def creates_work(step: StepWrite) -> bool:

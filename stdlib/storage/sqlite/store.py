@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from contextlib import suppress
@@ -25,7 +26,7 @@ from ...clock import from_text, to_text, utcnow
 from ...errors import StorageError
 from ...kernel import Event, InstanceNotFound
 from ..base import Stored
-from ..step import StepWrite, step_columns
+from ..step import StepWrite, leaves_work, step_columns
 from . import claims, mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
@@ -37,6 +38,7 @@ from .dbfile import (
     parse_db_url,
     require_same_file,
 )
+from .doorbell import Doorbell
 from .outbox_rows import OutboxRows
 from .public_rows import (
     HISTORY_FIELDS,
@@ -48,6 +50,10 @@ from .public_rows import (
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .transactions import Connection, ReadTransaction, WriteTransaction, writer_cursor
 from .writers import WriterLock
+
+#: How often a waiting thread looks for other connections' commits (``wait``): well inside the
+#: 100 ms a serving worker may take to see another process's work, for about 0.1 % of a core.
+DATA_VERSION_POLL = 0.05
 
 _HISTORY_SELECT = ", ".join(f"h.{name}" for name in HISTORY_FIELDS)
 
@@ -77,6 +83,7 @@ class Storage:
         self._writers = WriterLock(self.path, create_when_used=False)  # open() creates it
         self.commits = GroupCommit(self.transaction)
         self._woken = threading.Event()
+        self._doorbell = Doorbell(self.path)
         self.outbox = OutboxRows(self.transaction, self.reading)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
@@ -150,6 +157,7 @@ class Storage:
         return db
 
     def close(self) -> None:
+        self._doorbell.close()
         with self._lock:
             for db in self._all:
                 with suppress(sqlite3.Error):
@@ -174,15 +182,49 @@ class Storage:
 
     @property
     def notifies(self) -> bool:
-        return False  # other processes' commits are seen by polling (a signal is to come)
+        # A file's commits by other connections (processes included) are seen by ``wait``;
+        # an in-memory database has no other process to hear.
+        return not self.memory
 
     def wait(self, timeout: float) -> bool:
-        woken = self._woken.wait(timeout)
-        self._woken.clear()
-        return woken
+        """Until ``wake()`` or (a file) a commit of another process that creates work: True;
+        False after ``timeout`` seconds. The signal is this file's doorbell (``doorbell``); where
+        it cannot be had, the waiting thread reads ``PRAGMA data_version`` every
+        ``DATA_VERSION_POLL`` seconds (the number changes when another connection committed)."""
+        if self.memory:
+            woken = self._woken.wait(timeout)
+            self._woken.clear()
+            return woken
+        if self._doorbell.listen() is not None:
+            if self._woken.is_set():
+                self._woken.clear()
+                return True
+            return self._doorbell.wait(timeout)
+        deadline = time.monotonic() + timeout
+        conn = self._db().conn
+        last = getattr(self._local, "data_version", None)
+        while True:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._local.data_version = version
+            if last is not None and version != last:
+                return True
+            last = version
+            left = deadline - time.monotonic()
+            if self._woken.wait(max(0.0, min(DATA_VERSION_POLL, left))):
+                self._woken.clear()
+                return True
+            if left <= 0:
+                return False
 
     def wake(self) -> None:
         self._woken.set()
+        if not self.memory:
+            self._doorbell.ring_self()
+
+    def _ring(self, creates_work: bool = True) -> None:
+        """After a commit: wake the processes waiting on this file when it made work for them."""
+        if creates_work and not self.memory:
+            self._doorbell.ring()
 
     # -- schema --
 
@@ -306,6 +348,7 @@ class Storage:
                 "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
                 [instance_id, owner, epoch],
             )
+        self._ring()  # handed back: another worker may take it on now
 
     # -- steps --
 
@@ -315,6 +358,7 @@ class Storage:
         Steps committed concurrently by other threads may share the transaction (``commits``).
         """
         self.commits.run(lambda db: self.write_step(db, step, now))
+        self._ring(step.woke or leaves_work(step, step_columns(step)))
 
     def workflow_name(self, instance_id: str) -> str | None:
         """The workflow the instance with this id runs, or None when there is none."""
@@ -326,9 +370,11 @@ class Storage:
     ) -> tuple[str | None, int]:
         """Record a new instance with its first step (see ``create_instance``), in a commit
         that other threads' steps may share."""
-        return self.commits.run(
+        created = self.commits.run(
             lambda db: self.create_instance(db, row, step, now, check_taken=check_taken)
         )
+        self._ring(created[0] is None and leaves_work(step, {**row, **step_columns(step)}))
+        return created
 
     def create_instance(
         self,
@@ -403,7 +449,7 @@ class Storage:
         """Store a sent event (see ``mailbox.deliver``); the instances reached, with their
         workflow names. ``InstanceNotFound`` / ``EddicError`` for a target that cannot take it."""
         with self.transaction() as db:
-            return mailbox.deliver(
+            reached = mailbox.deliver(
                 db,
                 event_type,
                 payload,
@@ -412,6 +458,8 @@ class Storage:
                 now=now,
                 instance_id=instance_id,
             )
+        self._ring(bool(reached))
+        return reached
 
     # -- work queues --
 
@@ -481,7 +529,9 @@ class Storage:
                 "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
                 [to_text(retry_at), error, to_text(utcnow()), instance_id, owner, epoch],
             )
-            return cursor.rowcount == 1
+            parked = cursor.rowcount == 1
+        self._ring(parked)  # its retry time is a new wake time for the serving workers
+        return parked
 
     def unpark(self, instance_id: str, now: datetime) -> str | None:
         """Make an instance due now (``App.retry``): clear ``retry_after`` and set its wake time.
@@ -498,7 +548,8 @@ class Storage:
                     "UPDATE instances SET retry_after = NULL, wake_at = ? WHERE instance_id = ?",
                     [to_text(now), instance_id],
                 )
-            return str(row[0])
+        self._ring(row[0] not in ("completed", "failed", "cancelled"))
+        return str(row[0])
 
 
 _STORES: weakref.WeakSet[Storage] = weakref.WeakSet()
@@ -513,6 +564,7 @@ def _after_fork_in_child() -> None:
             store._local = threading.local()
             store._all = []
             store._lock = threading.RLock()
+            store._doorbell.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
