@@ -181,20 +181,8 @@ class App:
             # Recorded all the same, parked: the caller's start happened, the fault is the
             # workflow's; ``error`` says what went wrong and recovery (or retry) tries again.
             step, parked = worker._parked_start(live, exc, now), True
-        row = {
-            "instance_id": iid,
-            "workflow_name": wf.name,
-            "status": "running",
-            "input_data": dumps(input_json),
-            "created_at": now,
-            "updated_at": now,
-            "started_at": now,
-            "service_name": self.service_name,
-            "lock_timeout_seconds": timeout,
-            "lock_owner": worker.worker_id,
-            "lock_epoch": 1,
-            "lock_expires_at": live.lease_until,
-        }
+        row = self._new_row(wf, iid, input_json, timeout, now)
+        row.update(lock_owner=worker.worker_id, lock_epoch=1, lock_expires_at=live.lease_until)
         taken, live.key = self.storage.create(row, step, now, check_taken=instance_id is not None)
         if taken is not None:  # started meanwhile by another caller
             return self._started_already(iid, taken, wf)
@@ -256,20 +244,7 @@ class App:
             return checked
         wf, iid, input_json, _input_value, timeout = checked
         now = utcnow()
-        row = {
-            "instance_id": iid,
-            "workflow_name": wf.name,
-            "status": "running",
-            "input_data": dumps(input_json),
-            "created_at": now,
-            "updated_at": now,
-            "started_at": now,
-            "service_name": self.service_name,
-            "lock_timeout_seconds": timeout,
-            "lock_owner": None,
-            "lock_epoch": 0,
-            "lock_expires_at": None,
-        }
+        row = self._new_row(wf, iid, input_json, timeout, now)
         # No lease and no history: due now, so the first worker to claim it runs its code
         # from the start (as it would replay a start parked before its first command).
         first = StepWrite(iid, "", 0, columns={"wake_at": now})
@@ -295,6 +270,30 @@ class App:
             time.sleep(pause if left is None else min(pause, left))
             pause = min(pause * 2, 0.1)
         return self.result(instance_id)
+
+    def _new_row(
+        self,
+        wf: Workflow[Any],
+        iid: str,
+        input_json: Any,
+        timeout: float | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A new instance's row, with no lease (``start`` sets its own, epoch 1)."""
+        return {
+            "instance_id": iid,
+            "workflow_name": wf.name,
+            "status": "running",
+            "input_data": dumps(input_json),
+            "created_at": now,
+            "updated_at": now,
+            "started_at": now,
+            "service_name": self.service_name,
+            "lock_timeout_seconds": timeout,
+            "lock_owner": None,
+            "lock_epoch": 0,
+            "lock_expires_at": None,
+        }
 
     def _started_already(self, iid: str, taken: str, wf: Workflow[Any]) -> str:
         if taken != wf.name:
