@@ -39,6 +39,8 @@ log = logging.getLogger("eddic")
 _FINISHED = ("completed", "failed", "cancelled")
 # At most this many instances are claimed by one pass (``run_due``), so that a pass ends.
 _PASS_LIMIT = 200
+#: How often ``serve()`` looks for workers that have died (``Store.dead_owners``).
+FAILOVER_CHECK_SECONDS = 1.0
 
 
 class App:
@@ -91,6 +93,7 @@ class App:
         self._serving: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None  # serve(threads=N) only
         self._threads = 1
+        self._recover_now = False  # a dead worker's instances were released: recover them
         self._serve_done = threading.Event()
         self._initialized = False
         self._worker = Worker(
@@ -183,6 +186,7 @@ class App:
             step, parked = worker._parked_start(live, exc, now), True
         row = self._new_row(wf, iid, input_json, timeout, now)
         row.update(lock_owner=worker.worker_id, lock_epoch=1, lock_expires_at=live.lease_until)
+        self.storage.hold_liveness(worker.worker_id)  # before its first lease
         taken, live.key = self.storage.create(row, step, now, check_taken=instance_id is not None)
         if taken is not None:  # started meanwhile by another caller
             return self._started_already(iid, taken, wf)
@@ -380,6 +384,7 @@ class App:
         """``run_due``; for ``serve``, ``stop`` ends the pass after the steps in progress."""
         self._ready()
         self._worker.park_pending()
+        self.storage.hold_liveness(self._worker.worker_id)
         now = utcnow()
         names = workflow_names()
         if recover:
@@ -530,7 +535,7 @@ class App:
                     wait = backoff
                 if self._stop.is_set():
                     break
-                self._wake.wait(wait)
+                self._sleep(wait)
         finally:
             served.set()
             if listener is not None:
@@ -562,10 +567,42 @@ class App:
         thread.start()
         return thread
 
+    def _sleep(self, seconds: float) -> None:
+        """Until the next pass is due or ``_wake`` is set; meanwhile, where the backend can
+        tell (``Store.dead_owners``), look for dead workers every second: a death ends the
+        sleep, and the next pass recovers their instances. Looking costs no database query
+        on SQLite (a few file locks tried), so an idle worker stays near zero CPU."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if self._wake.wait(max(0.0, min(left, FAILOVER_CHECK_SECONDS))) or left <= 0:
+                return
+            try:
+                if self._take_over_the_dead():
+                    self._recover_now = True
+                    return
+            except Exception:  # the next pass looks again, and logs what fails there
+                return
+
+    def _take_over_the_dead(self) -> bool:
+        """Release the leases of workers whose processes have died (``Store.dead_owners``);
+        True when there were any, so that recovery runs now rather than at the next interval."""
+        took = False
+        for owner in self.storage.dead_owners():
+            released = self.storage.expire_leases(owner, utcnow())
+            if released:
+                log.warning(
+                    "worker %s has died: taking over the %d instance(s) it held", owner, released
+                )
+                took = True
+        return took
+
     def _serve_pass(self, poll: float) -> float:
         """One pass of ``serve``; returns how long to sleep before the next."""
         last = self._last_recovery
         due = last is None or (utcnow() - last).total_seconds() >= self.recovery_interval_seconds
+        due = self._take_over_the_dead() or self._recover_now or due
+        self._recover_now = False
         self._run_pass(recover=due, stop=self._stop)
         if self._stop.is_set():
             return 0.0

@@ -104,6 +104,7 @@ class Worker:
         wf = self._registered(instance_id, workflow_name, now)
         if wf is None:
             return 0
+        self.storage.hold_liveness(self.worker_id)  # before its first lease
         got = self.storage.acquire(
             instance_id, self.worker_id, now, self.default_lock_timeout_seconds
         )

@@ -115,6 +115,18 @@ class Store(Protocol):
 
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool: ...
 
+    # -- failover --
+    def hold_liveness(self, owner: str) -> None:
+        """Show, for as long as this process lives, that worker ``owner`` is alive (SQLite: an
+        ``flock``-ed file; idempotent). Called before the worker takes leases."""
+
+    def dead_owners(self) -> list[str]:
+        """Workers that showed they lived and whose process has died since."""
+
+    def expire_leases(self, owner: str, now: datetime) -> int:
+        """Release a dead worker's live leases (as it would have: any worker may take its
+        instances now) and forget it; the number of leases released."""
+
     def release(self, instance_id: str, owner: str, epoch: int) -> None: ...
 
     def park(

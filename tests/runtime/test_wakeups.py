@@ -112,7 +112,7 @@ def test_a_socket_left_by_a_killed_process_is_removed_by_the_next_ring(tmp_path:
     assert os.listdir(live.folder) != [stale] and stale not in os.listdir(live.folder)
     assert live.wait(0) is True  # the live one was rung all the same
     live.close()
-    assert os.listdir(live.folder) == []
+    assert not os.path.exists(live.folder)  # the last one out removes the empty folder
 
 
 def _step_that_leaves_work(iid: str) -> tuple[dict[str, object], StepWrite]:

@@ -346,6 +346,26 @@ class PostgresStorage:
             {"now": now, "names": list(workflows), "limit": limit},
         )
 
+    # -- failover --
+
+    def hold_liveness(self, owner: str) -> None:
+        """Not yet on PostgreSQL (a session advisory lock per worker is to come): a dead
+        worker's instances are taken over when their leases expire."""
+
+    def dead_owners(self) -> list[str]:
+        return []
+
+    def expire_leases(self, owner: str, now: datetime) -> int:
+        def work(cur: Cursor) -> int:
+            cur.execute(
+                "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL "
+                "WHERE lock_owner = %s AND lock_expires_at > %s",
+                [owner, now],
+            )
+            return cur.rowcount
+
+        return self.units.run(work, notify=bool)
+
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
         return self._fenced(
             "UPDATE instances SET lock_expires_at = %s "

@@ -106,6 +106,8 @@ class Doorbell:
                 sock.close()
                 with contextlib.suppress(OSError):
                     os.unlink(self._address)
+                with contextlib.suppress(OSError):  # only when empty: see liveness.close
+                    os.rmdir(self.folder)
 
 
 _SENDER: socket.socket | None = None

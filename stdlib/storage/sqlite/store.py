@@ -39,6 +39,7 @@ from .dbfile import (
     require_same_file,
 )
 from .doorbell import Doorbell
+from .liveness import Liveness
 from .outbox_rows import OutboxRows
 from .public_rows import (
     HISTORY_FIELDS,
@@ -84,6 +85,7 @@ class Storage:
         self.commits = GroupCommit(self.transaction)
         self._woken = threading.Event()
         self._doorbell = Doorbell(self.path)
+        self._liveness = Liveness(self.path)
         self.outbox = OutboxRows(self.transaction, self.reading)
         self._all: list[sqlite_utils.Database] = []
         self._opened = False
@@ -158,6 +160,7 @@ class Storage:
 
     def close(self) -> None:
         self._doorbell.close()
+        self._liveness.close()
         with self._lock:
             for db in self._all:
                 with suppress(sqlite3.Error):
@@ -331,6 +334,33 @@ class Storage:
         """Due or stale instances of other workflows than these, which ``claim`` leaves."""
         with self.reading() as db:
             return claims.due_elsewhere(db, now, workflows, limit)
+
+    # -- failover --
+
+    def hold_liveness(self, owner: str) -> None:
+        """Show that ``owner`` lives for as long as this process does (``liveness``)."""
+        if not self.memory:
+            self._liveness.hold(owner)
+
+    def dead_owners(self) -> list[str]:
+        """Workers known to have died: their leases may be taken over at once."""
+        return [] if self.memory else self._liveness.dead()
+
+    def expire_leases(self, owner: str, now: datetime) -> int:
+        """End a dead worker's leases now, so that recovery takes its instances over; forget
+        the worker. The number of leases ended."""
+        with self.transaction() as db:
+            # Released as its worker would have: free for any worker, the epoch unchanged (the
+            # next lease bumps it; a dead process commits nothing anyway).
+            ended = db.execute(
+                "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL "
+                "WHERE lock_owner = ? AND lock_expires_at > ?",
+                [owner, to_text(now)],
+            ).rowcount
+        self._liveness.forget(owner)
+        if ended:
+            self._ring()
+        return int(ended)
 
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
         with self.transaction() as db:
@@ -565,6 +595,7 @@ def _after_fork_in_child() -> None:
             store._all = []
             store._lock = threading.RLock()
             store._doorbell.after_fork()
+            store._liveness.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

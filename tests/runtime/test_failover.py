@@ -1,0 +1,137 @@
+"""Failover on SQLite: a worker killed with SIGKILL is seen dead at once (its ``flock`` is
+gone with its process) and another serving worker takes its instances over within about a
+second, though their 300 s leases have not expired; a slow but live worker keeps its lease."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eddic import App
+from eddic.storage.sqlite.liveness import Liveness
+
+BOUND = 20.0  # a liveness bound; the takeover itself takes about a second
+
+SERVICE = """
+import os, time
+from pathlib import Path
+from eddic import RetryPolicy, activity, workflow
+
+MARKS = Path(os.environ["FAILOVER_MARKS"])
+
+
+@activity(retry=RetryPolicy(max_attempts=3, initial_interval=0))
+def failover_work(n: int) -> int:
+    with MARKS.open("a") as f:
+        f.write(f"{os.getpid()}\\n")
+    if len(MARKS.read_text().split()) == 1:
+        time.sleep(120)  # the first attempt hangs until its worker is killed
+    return 2 * n
+
+
+@workflow
+def failover_flow(ctx, n: int) -> int:
+    return (yield failover_work(n))
+"""
+
+
+def _serve(url: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eddic",
+            "serve",
+            "--db",
+            url,
+            "--poll",
+            "60",
+            "--import",
+            "failover_service",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("serving ")
+    return proc
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_killed_workers_instance_is_taken_over_within_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "failover_service.py").write_text(SERVICE)
+    marks = tmp_path / "marks"
+    env = {
+        **os.environ,
+        "FAILOVER_MARKS": str(marks),
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    monkeypatch.setenv("FAILOVER_MARKS", str(marks))  # read when the service is imported
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import failover_service as service
+    finally:
+        sys.path.remove(str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'failover.db'}"
+    with App(db_url=url):  # `eddic serve` opens an existing database only
+        pass
+    first = _serve(url, env)
+    second: subprocess.Popen[str] | None = None
+    try:
+        with App(db_url=url) as app:
+            iid = app.submit(service.failover_flow, input=21)  # type: ignore[attr-defined]
+            deadline = time.monotonic() + BOUND
+            while _lines(marks) != [str(first.pid)]:
+                assert time.monotonic() < deadline, "the first worker never ran the activity"
+                time.sleep(0.01)
+            assert app.get_instance(iid)["lock_owner"] is not None  # leased for 300 s
+            second = _serve(url, env)
+            time.sleep(1.5)  # the first is slow but alive: the second leaves it alone
+            assert _lines(marks) == [str(first.pid)]
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            killed = time.monotonic()
+            while len(_lines(marks)) < 2:
+                assert time.monotonic() - killed < BOUND, "nobody took the instance over"
+                time.sleep(0.01)
+            took = time.monotonic() - killed
+            assert _lines(marks) == [str(first.pid), str(second.pid)]
+            assert app.wait(iid, timeout=BOUND) == 42
+            print(f"\ntaken over {took * 1000:.0f} ms after the SIGKILL (lease: 300 s)")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.communicate(timeout=30)
+
+
+def test_only_a_dead_workers_file_is_taken_for_dead(tmp_path: Path) -> None:
+    db = str(tmp_path / "l.db")
+    mine, other = Liveness(db), Liveness(db)
+    mine.hold("w-live")
+    assert other.dead() == []  # held: alive
+    code = (
+        "import sys; from eddic.storage.sqlite.liveness import Liveness; "
+        f"Liveness({db!r}).hold('w-gone'); sys.stdout.write('held'); sys.stdout.flush(); "
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == "held" and done.returncode == -signal.SIGKILL
+    assert other.dead() == ["w-gone"]
+    other.forget("w-gone")
+    assert other.dead() == []
+    mine.close()
+    assert not os.path.exists(mine.folder)
