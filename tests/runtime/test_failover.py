@@ -1,6 +1,7 @@
-"""Failover on SQLite: a worker killed with SIGKILL is seen dead at once (its ``flock`` is
-gone with its process) and another serving worker takes its instances over within about a
-second, though their 300 s leases have not expired; a slow but live worker keeps its lease."""
+"""Failover: a worker killed with SIGKILL is seen dead at once (SQLite: its ``flock`` is gone
+with its process; PostgreSQL: its session advisory lock is gone with its connection) and another
+serving worker takes its instances over within about a second, though their 300 s leases have
+not expired; a slow but live worker keeps its lease."""
 
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_killed_workers_instance_is_taken_over_within_seconds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str
 ) -> None:
     (tmp_path / "failover_service.py").write_text(SERVICE)
     marks = tmp_path / "marks"
@@ -85,7 +87,11 @@ def test_a_killed_workers_instance_is_taken_over_within_seconds(
         import failover_service as service
     finally:
         sys.path.remove(str(tmp_path))
-    url = f"sqlite:///{tmp_path / 'failover.db'}"
+    url = (
+        str(request.getfixturevalue("postgres_db_url"))
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'failover.db'}"
+    )
     with App(db_url=url):  # `eddic serve` opens an existing database only
         pass
     first = _serve(url, env)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MARKER = "eddic"
 _FINISHED = "('completed','failed','cancelled')"
 
@@ -76,6 +76,10 @@ _V2 = [
 ]
 
 
+# v3: the workers that hold a liveness lock (``liveness``): a dead one's leases are released.
+_V3 = ["CREATE TABLE workers (owner text PRIMARY KEY, since timestamptz NOT NULL DEFAULT now())"]
+
+
 def _run(statements: list[str]) -> Callable[[Any], None]:
     def migration(cur: Any) -> None:
         for statement in statements:
@@ -84,7 +88,7 @@ def _run(statements: list[str]) -> Callable[[Any], None]:
     return migration
 
 
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _run(_V1), 2: _run(_V2)}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _run(_V1), 2: _run(_V2), 3: _run(_V3)}
 
 
 def quote_ident(name: str) -> str:

@@ -25,6 +25,7 @@ from ..sqlite.public_rows import HISTORY_FIELDS, decoded_history, public_instanc
 from ..step import StepWrite, step_columns
 from . import mailbox, steps
 from .listener import Listener
+from .liveness import Liveness
 from .outbox_rows import PostgresOutboxRows
 from .rows import as_dicts, text_tuple, texts
 from .schema import migrate
@@ -90,6 +91,7 @@ class PostgresStorage:
         )
         self.outbox = PostgresOutboxRows(self.units)
         self._listener = Listener(self.units)
+        self._liveness = Liveness(self.units)
         self._opened = False
 
     # -- connections --
@@ -103,6 +105,7 @@ class PostgresStorage:
 
     def close(self) -> None:
         self._listener.close()
+        self._liveness.close()
         self.units.close()
         self._opened = False
 
@@ -349,11 +352,11 @@ class PostgresStorage:
     # -- failover --
 
     def hold_liveness(self, owner: str) -> None:
-        """Not yet on PostgreSQL (a session advisory lock per worker is to come): a dead
-        worker's instances are taken over when their leases expire."""
+        """A session advisory lock for ``owner``, held while this process lives (``liveness``)."""
+        self._liveness.hold(owner)
 
     def dead_owners(self) -> list[str]:
-        return []
+        return self._liveness.dead()
 
     def expire_leases(self, owner: str, now: datetime) -> int:
         def work(cur: Cursor) -> int:
@@ -364,7 +367,9 @@ class PostgresStorage:
             )
             return cur.rowcount
 
-        return self.units.run(work, notify=bool)
+        released = self.units.run(work, notify=bool)
+        self._liveness.forget(owner)
+        return released
 
     def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
         return self._fenced(
