@@ -39,8 +39,6 @@ log = logging.getLogger("eddic")
 _FINISHED = ("completed", "failed", "cancelled")
 # At most this many instances are claimed by one pass (``run_due``), so that a pass ends.
 _PASS_LIMIT = 200
-#: How often ``serve()`` looks for workers that have died (``Store.dead_owners``).
-FAILOVER_CHECK_SECONDS = 1.0
 
 
 class App:
@@ -61,6 +59,7 @@ class App:
         outbox_max_attempts: int = 10,
         outbox_timeout_seconds: float = 10.0,
         cache_size: int = 10_000,
+        failover_check_seconds: float = 1.0,
     ) -> None:
         seconds = validate.seconds
         default_lock_timeout_seconds = seconds(
@@ -70,6 +69,9 @@ class App:
             recovery_interval_seconds, "recovery_interval_seconds", allow_zero=False
         )
         timer_poll_interval = seconds(timer_poll_interval, "timer_poll_interval", allow_zero=False)
+        self.failover_check_seconds = seconds(
+            failover_check_seconds, "failover_check_seconds", allow_zero=False
+        )
         busy_timeout_seconds = seconds(busy_timeout_seconds, "busy_timeout_seconds")
         outbox_timeout_seconds = seconds(
             outbox_timeout_seconds, "outbox_timeout_seconds", allow_zero=False
@@ -568,14 +570,14 @@ class App:
         return thread
 
     def _sleep(self, seconds: float) -> None:
-        """Until the next pass is due or ``_wake`` is set; meanwhile, where the backend can
-        tell (``Store.dead_owners``), look for dead workers every second: a death ends the
-        sleep, and the next pass recovers their instances. Looking costs no database query
-        on SQLite (a few file locks tried), so an idle worker stays near zero CPU."""
+        """Until the next pass is due or ``_wake`` is set; meanwhile look for dead workers
+        every ``failover_check_seconds`` (``Store.dead_owners``): a death ends the sleep, and
+        the next pass recovers their instances. Looking costs no database query on SQLite (a
+        few file locks tried); on PostgreSQL it is one read of ``pg_locks``."""
         end = time.monotonic() + seconds
         while True:
             left = end - time.monotonic()
-            if self._wake.wait(max(0.0, min(left, FAILOVER_CHECK_SECONDS))) or left <= 0:
+            if self._wake.wait(max(0.0, min(left, self.failover_check_seconds))) or left <= 0:
                 return
             try:
                 if self._take_over_the_dead():

@@ -323,6 +323,8 @@ def test_a_refused_publish_replays_and_drives_the_same_way_everywhere(app: App) 
         ("recovery_interval_seconds", 0, ValueError),
         ("timer_poll_interval", float("nan"), ValueError),
         ("busy_timeout_seconds", "30", TypeError),
+        ("failover_check_seconds", 0, ValueError),
+        ("failover_check_seconds", float("inf"), ValueError),
     ],
 )
 def test_bad_app_options_are_refused_at_the_call(option: str, value: Any, error: type) -> None:
