@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from service_process import serve, write_service
 
 from eddic import App
 from eddic.storage.sqlite.liveness import Liveness
@@ -42,30 +43,6 @@ def failover_flow(ctx, n: int) -> int:
 """
 
 
-def _serve(url: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eddic",
-            "serve",
-            "--db",
-            url,
-            "--poll",
-            "60",
-            "--import",
-            "failover_service",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().startswith("serving ")
-    return proc
-
-
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
@@ -74,19 +51,9 @@ def _lines(path: Path) -> list[str]:
 def test_a_killed_workers_instance_is_taken_over_within_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str
 ) -> None:
-    (tmp_path / "failover_service.py").write_text(SERVICE)
     marks = tmp_path / "marks"
-    env = {
-        **os.environ,
-        "FAILOVER_MARKS": str(marks),
-        "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
     monkeypatch.setenv("FAILOVER_MARKS", str(marks))  # read when the service is imported
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import failover_service as service
-    finally:
-        sys.path.remove(str(tmp_path))
+    service = write_service(tmp_path, "failover_service", SERVICE)
     url = (
         str(request.getfixturevalue("postgres_db_url"))
         if backend == "postgres"
@@ -94,17 +61,17 @@ def test_a_killed_workers_instance_is_taken_over_within_seconds(
     )
     with App(db_url=url):  # `eddic serve` opens an existing database only
         pass
-    first = _serve(url, env)
+    first = serve(url, tmp_path, "failover_service")
     second: subprocess.Popen[str] | None = None
     try:
         with App(db_url=url) as app:
-            iid = app.submit(service.failover_flow, input=21)  # type: ignore[attr-defined]
+            iid = app.submit(service.failover_flow, input=21)
             deadline = time.monotonic() + BOUND
             while _lines(marks) != [str(first.pid)]:
                 assert time.monotonic() < deadline, "the first worker never ran the activity"
                 time.sleep(0.01)
             assert app.get_instance(iid)["lock_owner"] is not None  # leased for 300 s
-            second = _serve(url, env)
+            second = serve(url, tmp_path, "failover_service")
             time.sleep(1.5)  # the first is slow but alive: the second leaves it alone
             assert _lines(marks) == [str(first.pid)]
             first.send_signal(signal.SIGKILL)

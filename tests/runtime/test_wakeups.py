@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from service_process import serve, write_service
 
 from eddic import App
 from eddic.storage import StepWrite, open_store
@@ -42,45 +41,15 @@ def doorbell_flow(ctx, n: int) -> int:
 """
 
 
-def _service(tmp_path: Path) -> object:
-    (tmp_path / "doorbell_service.py").write_text(SERVICE)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import doorbell_service
-    finally:
-        sys.path.remove(str(tmp_path))
-    return doorbell_service
-
-
 def test_a_worker_in_another_process_wakes_for_a_submit_and_an_event(tmp_path: Path) -> None:
-    service = _service(tmp_path)
+    service = write_service(tmp_path, "doorbell_service", SERVICE)
     url = f"sqlite:///{tmp_path / 'bell.db'}"
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with App(db_url=url) as app:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eddic",
-                "serve",
-                "--db",
-                url,
-                "--poll",
-                "60",
-                "--import",
-                "doorbell_service",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        worker = serve(url, tmp_path, "doorbell_service")
         try:
-            assert worker.stdout is not None
-            assert worker.stdout.readline().startswith("serving ")
             time.sleep(0.3)  # its first pass is over: it waits for a minute now
             started = time.monotonic()
-            iid = app.submit(service.doorbell_flow, input=20)  # type: ignore[attr-defined]
+            iid = app.submit(service.doorbell_flow, input=20)
             deadline = time.monotonic() + BOUND
             while app.get_instance(iid)["status"] != "waiting_for_event":
                 assert time.monotonic() < deadline, "the serving worker never woke for it"
