@@ -77,4 +77,10 @@ def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
     )
 
 
-__all__ = ["LeaseLost", "StepWrite", "leaves_work", "step_columns"]
+def creates_work(step: StepWrite) -> bool:
+    """Whether waiting workers should hear of this step once it is written: ``leaves_work``,
+    or an event was already waiting in its mailbox (``woke``, set by the write)."""
+    return step.woke or leaves_work(step, step_columns(step))
+
+
+__all__ = ["LeaseLost", "StepWrite", "creates_work", "leaves_work", "step_columns"]

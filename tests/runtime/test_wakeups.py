@@ -123,8 +123,10 @@ def test_wait_returns_when_another_store_creates_work(tmp_path: Path, long_path:
         thread.join(BOUND)
         assert got == [True]
         assert time.monotonic() - started < BOUND
+        waiter.wait(0)  # this thread catches up (by data_version, the create is news here)
         waiter.wake()
         assert waiter.wait(BOUND) is True  # its own wake()
+        assert waiter.wait(0.05) is False  # once: a wake() is one wake-up, not two
     finally:
         waiter.close()
         writer.close()

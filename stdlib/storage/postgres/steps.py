@@ -186,9 +186,3 @@ def write_rows(
             step.woke = woke.rowcount == 1
 
     return finish
-
-
-def creates_work(step: StepWrite) -> bool:
-    """Whether listeners hear of this step (once it is written): ``leaves_work``, or an event
-    already waiting (``woke``)."""
-    return step.woke or leaves_work(step, step_columns(step))

@@ -26,7 +26,7 @@ from ...clock import from_text, to_text, utcnow
 from ...errors import StorageError
 from ...kernel import Event, InstanceNotFound
 from ..base import Stored
-from ..step import StepWrite, leaves_work, step_columns
+from ..step import StepWrite, creates_work, leaves_work, step_columns
 from . import claims, mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
@@ -199,10 +199,15 @@ class Storage:
             self._woken.clear()
             return woken
         if self._doorbell.listen() is not None:
+            # A wake() sets the event and rings this process's doorbell: one wake-up, not two
+            # (the event alone stands for a wake() from before this process listened).
             if self._woken.is_set():
                 self._woken.clear()
+                self._doorbell.wait(0)
                 return True
-            return self._doorbell.wait(timeout)
+            rung = self._doorbell.wait(timeout)
+            self._woken.clear()
+            return rung
         deadline = time.monotonic() + timeout
         conn = self._db().conn
         last = getattr(self._local, "data_version", None)
@@ -388,7 +393,7 @@ class Storage:
         Steps committed concurrently by other threads may share the transaction (``commits``).
         """
         self.commits.run(lambda db: self.write_step(db, step, now))
-        self._ring(step.woke or leaves_work(step, step_columns(step)))
+        self._ring(creates_work(step))
 
     def workflow_name(self, instance_id: str) -> str | None:
         """The workflow the instance with this id runs, or None when there is none."""
