@@ -37,6 +37,7 @@ class Serving:
     _threads: int
     _last_recovery: datetime | None
     _recover_now: bool
+    _dead_checked_at: float = float("-inf")  # when dead workers were last looked for
 
     def _ready(self) -> None:
         raise NotImplementedError  # App's
@@ -128,7 +129,13 @@ class Serving:
 
     def _take_over_the_dead(self) -> bool:
         """Release the leases of workers whose processes have died (``Store.dead_owners``);
-        True when there were any, so that recovery runs now rather than at the next interval."""
+        True when there were any, so that recovery runs now rather than at the next interval.
+        Looks at most once per ``failover_check_seconds``, however often passes run (a busy
+        worker passes every few milliseconds; on PostgreSQL each look is a query)."""
+        now = time.monotonic()
+        if now - self._dead_checked_at < self.failover_check_seconds:
+            return False
+        self._dead_checked_at = now
         took = False
         for owner in self.storage.dead_owners():
             released = self.storage.expire_leases(owner, utcnow())

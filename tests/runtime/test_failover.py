@@ -108,3 +108,14 @@ def test_only_a_dead_workers_file_is_taken_for_dead(tmp_path: Path) -> None:
     assert other.dead() == []
     mine.close()
     assert not os.path.exists(mine.folder)
+
+
+def test_dead_workers_are_looked_for_once_per_interval_however_often_passes_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with App(db_url=f"sqlite:///{tmp_path / 'p.db'}", failover_check_seconds=60) as app:
+        looks: list[int] = []
+        monkeypatch.setattr(app.storage, "dead_owners", lambda: looks.append(1) or [])
+        for _ in range(5):  # a busy worker's passes, back to back
+            app._serve_pass(10.0)
+        assert len(looks) == 1
