@@ -399,6 +399,10 @@ class App(Serving):
         # The leases of a batch are held while it waits for a thread: keep it to one round.
         batch = 1 if pool is None else self._threads
         advanced = claimed = 0
+
+        def resume(item: tuple[int, dict[str, Any]]) -> int:
+            return self._run_claimed(*item, stop)
+
         while claimed < _PASS_LIMIT and not (stop is not None and stop.is_set()):
             work = self.storage.claim(
                 now,
@@ -409,10 +413,6 @@ class App(Serving):
                 stale=recover,
             )
             claimed += len(work)
-
-            def resume(item: tuple[int, dict[str, Any]]) -> int:
-                return self._run_claimed(*item, stop)
-
             if pool is None or len(work) < 2:
                 advanced += sum(resume(item) for item in work)
             else:  # serve(threads=N): instances advance side by side, their steps share commits
