@@ -24,7 +24,11 @@ from .step import StepWrite
 
 
 class Stored(NamedTuple):
-    """An instance as stored: its row, history rows, attempt rows by seq, event-wait seqs."""
+    """An instance as stored: its row, history rows, attempt rows by seq, event-wait seqs.
+
+    An attempt row is ``(started, failures, next_at, last_failure, details)``: the attempt
+    number begun, the failures so far, the retry time as ISO text (or None), the last failure
+    and the last heartbeat details of the attempt in progress as JSON texts (or None)."""
 
     row: dict[str, Any]
     history: list[tuple[Any, ...]]
@@ -106,6 +110,24 @@ class Store(Protocol):
 
     def commit_step(self, step: StepWrite, now: datetime) -> None:
         """Write one step atomically, or raise ``LeaseLost`` and write nothing."""
+
+    def heartbeat(
+        self,
+        instance_id: str,
+        owner: str,
+        epoch: int,
+        seq: int,
+        attempt: int,
+        details: str,
+        now: datetime,
+    ) -> bool:
+        """Record ``details`` (a JSON text) as the last heartbeat of attempt ``attempt`` of
+        the activity at ``seq``, fenced by the lease ``(owner, epoch)`` as ``commit_step`` is.
+        The attempt's row is created (``started=attempt``, no failures) when there is none,
+        and its details set when it is on ``attempt``; on another attempt nothing is written.
+        True when written, False otherwise (never ``LeaseLost``). It writes nothing else (no
+        history, wake time or instance column) and wakes no one: it creates no work. A step's
+        later write of the attempt's row keeps the details; ``attempts_done`` drops them."""
 
     # -- leases --
     def acquire(

@@ -38,7 +38,7 @@ class StepWrite:
     waits_added: list[tuple[int, str, datetime | None]] = field(default_factory=list)
     waits_removed: list[int] = field(default_factory=list)
     mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
-    # (seq, started, failures, next_at, last_failure)
+    # (seq, started, failures, next_at, last_failure); a row's heartbeat details are kept
     attempts: list[tuple[int, int, int, datetime | None, str | None]] = field(default_factory=list)
     attempts_done: list[int] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)

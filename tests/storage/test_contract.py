@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from eddic.clock import to_text
 from eddic.kernel import EddicError, InstanceNotFound
 from eddic.storage import LeaseLost, StepWrite, Store, open_store
 
@@ -246,3 +247,101 @@ def test_an_unsupported_url_is_refused_without_its_password() -> None:
     with pytest.raises(ValueError, match="unsupported db_url") as refused:
         open_store("mysql://app:s3cret-pw@db.example:3306/orders")
     assert "s3cret-pw" not in str(refused.value) and "app:***@db.example" in str(refused.value)
+
+
+# -- heartbeats --
+
+
+def _begin_attempt(store: Store, key: int, iid: str, seq: int, attempt: int, **lease: Any) -> None:
+    """A step that begins attempt ``attempt`` of the activity at ``seq`` (as the worker does)."""
+    owner, epoch = lease.get("owner", "w1"), lease.get("epoch", 1)
+    step = StepWrite(iid, owner, epoch, key=key)
+    step.attempts = [(seq, attempt, attempt - 1, None, None)]
+    store.commit_step(step, T0)
+
+
+def test_heartbeat_details_are_written_and_read_back(store: Store) -> None:
+    key = _create(store, "i-1", wake_at=T0 + timedelta(seconds=5))
+    before = (store.get_instance("i-1"), store.history("i-1"), store.next_wake())
+    # no row yet for seq 2: the heartbeat makes one, on its attempt, with no failures
+    assert store.heartbeat("i-1", "w1", 1, 2, 1, '{"done": 1}', T0)
+    assert store.stored("i-1").attempts == {2: (1, 0, None, None, '{"done": 1}')}
+    assert store.heartbeat("i-1", "w1", 1, 2, 1, '{"done": 2}', T0 + timedelta(seconds=1))
+    assert store.stored("i-1").attempts == {2: (1, 0, None, None, '{"done": 2}')}
+    # a row a step wrote: only its details change
+    _begin_attempt(store, key, "i-1", seq=3, attempt=2)
+    assert store.stored("i-1").attempts[3] == (2, 1, None, None, None)
+    assert store.heartbeat("i-1", "w1", 1, 3, 2, "[3, null]", T0)
+    assert store.stored("i-1").attempts[3] == (2, 1, None, None, "[3, null]")
+    # nothing but the attempt rows was written
+    assert (store.get_instance("i-1"), store.history("i-1"), store.next_wake()) == before
+
+
+def test_a_heartbeat_is_fenced_by_the_lease(store: Store) -> None:
+    key = _create(store, "i-1")
+    _begin_attempt(store, key, "i-1", seq=2, attempt=1)
+    assert not store.heartbeat("i-1", "w2", 1, 2, 1, '"other owner"', T0)
+    assert not store.heartbeat("i-1", "w1", 2, 2, 1, '"other epoch"', T0)
+    assert not store.heartbeat("i-1", "w2", 1, 5, 1, '"no row, other owner"', T0)
+    assert not store.heartbeat("nope", "w1", 1, 2, 1, '"no instance"', T0)
+    assert store.stored("i-1").attempts == {2: (1, 0, None, None, None)}
+    assert store.heartbeat("i-1", "w1", 1, 2, 1, '"mine"', T0)
+    store.release("i-1", "w1", 1)
+    assert not store.heartbeat("i-1", "w1", 1, 2, 1, '"after release"', T0)
+    # taken over (a new epoch): the old lease writes nothing, the new one does
+    got = store.acquire("i-1", "w2", T0, 60)
+    assert got is not None and got[0] == 2
+    assert not store.heartbeat("i-1", "w1", 1, 2, 1, '"old lease"', T0)
+    _begin_attempt(store, key, "i-1", seq=2, attempt=2, owner="w2", epoch=2)
+    assert store.heartbeat("i-1", "w2", 2, 2, 2, '"new lease"', T0)
+    assert store.stored("i-1").attempts == {2: (2, 1, None, None, '"new lease"')}
+
+
+def test_a_heartbeat_of_another_attempt_writes_nothing(store: Store) -> None:
+    key = _create(store, "i-1")
+    _begin_attempt(store, key, "i-1", seq=2, attempt=2)
+    assert store.heartbeat("i-1", "w1", 1, 2, 2, '"second"', T0)
+    assert not store.heartbeat("i-1", "w1", 1, 2, 1, '"late first"', T0)
+    assert not store.heartbeat("i-1", "w1", 1, 2, 3, '"not begun"', T0)
+    assert store.stored("i-1").attempts == {2: (2, 1, None, None, '"second"')}
+
+
+def test_heartbeat_details_outlive_the_attempt_row_s_writes_until_it_is_done(store: Store) -> None:
+    key = _create(store, "i-1")
+    _begin_attempt(store, key, "i-1", seq=2, attempt=1)
+    _begin_attempt(store, key, "i-1", seq=4, attempt=1)
+    assert store.heartbeat("i-1", "w1", 1, 2, 1, '{"page": 7}', T0)
+    assert store.heartbeat("i-1", "w1", 1, 4, 1, '{"page": 1}', T0)
+    # attempt 1 fails and a retry is due: the step rewrites the row and keeps the details,
+    # which the next attempt reads
+    retry_at = T0 + timedelta(seconds=30)
+    failed = StepWrite("i-1", "w1", 1, key=key, columns={"wake_at": retry_at})
+    failed.attempts = [(2, 1, 1, retry_at, '"boom"')]
+    store.commit_step(failed, T0)
+    assert store.stored("i-1").attempts[2] == (1, 1, to_text(retry_at), '"boom"', '{"page": 7}')
+    _begin_attempt(store, key, "i-1", seq=2, attempt=2)
+    assert store.stored("i-1").attempts[2] == (2, 1, None, None, '{"page": 7}')
+    assert store.heartbeat("i-1", "w1", 1, 2, 2, '{"page": 9}', T0)
+    # done: the row goes, its details with it; the other activity's row stays
+    done = StepWrite("i-1", "w1", 1, key=key)
+    done.history = [("i-1", 2, 2, "resolved", None, None, None, T0, None, "1", None)]
+    done.attempts_done = [2]
+    store.commit_step(done, T0)
+    assert store.stored("i-1").attempts == {4: (1, 0, None, None, '{"page": 1}')}
+
+
+def test_a_heartbeat_wakes_no_one(store: Store) -> None:
+    if not store.notifies:
+        pytest.skip("this backend's wait hears no other store")
+    key = _create(store, "i-1")
+    _begin_attempt(store, key, "i-1", seq=2, attempt=1)
+    listener = open_store(store.db_url)
+    listener.open()
+    try:
+        listener.wait(0)  # listening from now on
+        assert store.heartbeat("i-1", "w1", 1, 2, 1, '"quiet"', T0)
+        assert not listener.wait(0.3)
+        store.release("i-1", "w1", 1)  # work for others: this one is heard
+        assert listener.wait(5)
+    finally:
+        listener.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MARKER = "eddic"
 _FINISHED = "('completed','failed','cancelled')"
 
@@ -80,6 +80,11 @@ _V2 = [
 _V3 = ["CREATE TABLE workers (owner text PRIMARY KEY, since timestamptz NOT NULL DEFAULT now())"]
 
 
+# v4: the JSON text of the last heartbeat details of the attempt in progress (``heartbeat``);
+# a step's write of the attempt row keeps it. Adding a nullable column rewrites no row.
+_V4 = ["ALTER TABLE attempts ADD COLUMN details text"]
+
+
 def _run(statements: list[str]) -> Callable[[Any], None]:
     def migration(cur: Any) -> None:
         for statement in statements:
@@ -88,7 +93,12 @@ def _run(statements: list[str]) -> Callable[[Any], None]:
     return migration
 
 
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _run(_V1), 2: _run(_V2), 3: _run(_V3)}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {
+    1: _run(_V1),
+    2: _run(_V2),
+    3: _run(_V3),
+    4: _run(_V4),
+}
 
 
 def quote_ident(name: str) -> str:

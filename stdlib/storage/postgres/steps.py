@@ -54,6 +54,18 @@ _ATTEMPTS = (
     "started = excluded.started, failures = excluded.failures, "
     "next_at = excluded.next_at, last_failure = excluded.last_failure"
 )
+# A heartbeat (``PostgresStorage.heartbeat``), one statement: the attempt's row, only while
+# (owner, epoch) holds the lease and only for the attempt the row is on. The lease check takes
+# the instance's row lock FOR SHARE (no write to the row), as a step's fence takes it FOR NO KEY
+# UPDATE: a takeover (whose UPDATE waits for it, or it for the takeover, and then sees the new
+# lease) comes wholly before or wholly after it, so no late heartbeat of an old lease lands.
+HEARTBEAT = (
+    "INSERT INTO attempts (instance_id, seq, started, failures, details) "
+    "SELECT %(id)s, %(seq)s, %(attempt)s, 0, %(details)s WHERE EXISTS (SELECT 1 FROM instances "
+    "WHERE instance_id = %(id)s AND lock_owner = %(owner)s AND lock_epoch = %(epoch)s FOR SHARE) "
+    "ON CONFLICT (instance_id, seq) DO UPDATE SET details = excluded.details "
+    "WHERE attempts.started = excluded.started"
+)
 _ATTEMPTS_DONE = "DELETE FROM attempts WHERE instance_id = %s AND seq = ANY(%s)"
 # An event that reached the mailbox while the step worked wakes the instance again, and the
 # listeners with it (one row, one NOTIFY: none when no event is waiting).

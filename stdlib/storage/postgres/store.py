@@ -195,7 +195,7 @@ class PostgresStorage:
             if not found:
                 return None
             cur.execute(
-                "SELECT seq, started, failures, next_at, last_failure FROM attempts "
+                "SELECT seq, started, failures, next_at, last_failure, details FROM attempts "
                 "WHERE instance_id = %s",
                 [instance_id],
             )
@@ -260,6 +260,35 @@ class PostgresStorage:
             if lost is None:
                 raise
             raise lost from None
+
+    def heartbeat(
+        self,
+        instance_id: str,
+        owner: str,
+        epoch: int,
+        seq: int,
+        attempt: int,
+        details: str,
+        now: datetime,
+    ) -> bool:
+        """Record the heartbeat ``details`` of attempt ``attempt`` of activity ``seq``, fenced
+        by the lease (see SQLite's ``Storage.heartbeat``): one statement (``steps.HEARTBEAT``)
+        in one unit, with no NOTIFY (it creates no work). True when written. Run again after a
+        lost connection it writes the same details again, which is harmless."""
+        params = {
+            "id": instance_id,
+            "owner": owner,
+            "epoch": epoch,
+            "seq": seq,
+            "attempt": attempt,
+            "details": details,
+        }
+
+        def work(cur: Cursor) -> bool:
+            cur.execute(steps.HEARTBEAT, params)
+            return cur.rowcount == 1
+
+        return self.units.run(work)
 
     def acquire(
         self, instance_id: str, owner: str, now: datetime, default_timeout: float

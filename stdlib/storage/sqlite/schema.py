@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: History rows have ``id = instance key << POS_BITS | pos``: one instance's records are contiguous
 #: and a new instance's are appended at the end of the table (see ``_v2_cluster_history``).
@@ -161,7 +161,16 @@ def _v2_cluster_history(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE history_v1")
 
 
+def _v3_heartbeat_details(db: sqlite_utils.Database) -> None:
+    """``attempts.details``: the JSON text of the last heartbeat details of the attempt in
+    progress (``Storage.heartbeat``), NULL until the activity heartbeats with details. A step's
+    write of the attempt row keeps it, so the next attempt can read where the last one stopped.
+    Existing rows keep their values and have no details."""
+    db.execute("ALTER TABLE attempts ADD COLUMN details TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
     2: _v2_cluster_history,
+    3: _v3_heartbeat_details,
 }

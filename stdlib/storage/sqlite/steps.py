@@ -87,6 +87,37 @@ _RESOLVED_FAILURE = (
     "VALUES (?,?,?,?,'resolved',?,?)"
 )
 
+_ATTEMPT = (
+    "INSERT INTO attempts (instance_id, seq, started, failures, next_at, last_failure) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT (instance_id, seq) DO UPDATE SET "
+    "started = excluded.started, failures = excluded.failures, "
+    "next_at = excluded.next_at, last_failure = excluded.last_failure"
+)
+# A heartbeat (``write_heartbeat``): fenced by the lease, for the attempt in progress only.
+_HEARTBEAT = (
+    "INSERT INTO attempts (instance_id, seq, started, failures, details) "
+    "SELECT ?, ?, ?, 0, ? WHERE EXISTS (SELECT 1 FROM instances "
+    "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?) "
+    "ON CONFLICT (instance_id, seq) DO UPDATE SET details = excluded.details "
+    "WHERE attempts.started = excluded.started"
+)
+
+
+def write_heartbeat(
+    cur: sqlite3.Cursor,
+    instance_id: str,
+    owner: str,
+    epoch: int,
+    seq: int,
+    attempt: int,
+    details: str,
+) -> bool:
+    """Record ``details`` for attempt ``attempt`` of activity ``seq``, in one statement: only
+    while ``(owner, epoch)`` holds the lease, and only for the attempt the row is on (a new row
+    when there is none yet). Nothing else of the instance is touched. True when written."""
+    cur.execute(_HEARTBEAT, (instance_id, seq, attempt, details, instance_id, owner, epoch))
+    return cur.rowcount == 1
+
 
 def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
     """Everything of the step but the instance's columns."""
@@ -133,9 +164,8 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             [(seq, mid) for mid, seq in step.mailbox_consumed],
         )
     if step.attempts:
-        cur.executemany(
-            "INSERT OR REPLACE INTO attempts (instance_id, seq, started, failures, "
-            "next_at, last_failure) VALUES (?,?,?,?,?,?)",
+        cur.executemany(  # an upsert, not a replace: it keeps the row's heartbeat details
+            _ATTEMPT,
             [(iid, seq, n, f, to_text(at), last) for seq, n, f, at, last in step.attempts],
         )
     if step.attempts_done:

@@ -395,6 +395,29 @@ class Storage:
         self.commits.run(lambda db: self.write_step(db, step, now))
         self._ring(creates_work(step))
 
+    def heartbeat(
+        self,
+        instance_id: str,
+        owner: str,
+        epoch: int,
+        seq: int,
+        attempt: int,
+        details: str,
+        now: datetime,
+    ) -> bool:
+        """Record the heartbeat ``details`` (JSON text) of attempt ``attempt`` of activity
+        ``seq``, fenced by the lease: True when written; False when ``(owner, epoch)`` no longer
+        holds it or the activity is on another attempt. Only the attempt's row is written (no
+        history, wake time or instance column), and no doorbell rings: it creates no work.
+
+        A write like a step's, so it may share a group commit with other threads' steps (and
+        their fsync) instead of queueing for a transaction of its own."""
+        return self.commits.run(
+            lambda db: steps.write_heartbeat(
+                writer_cursor(db), instance_id, owner, epoch, seq, attempt, details
+            )
+        )
+
     def workflow_name(self, instance_id: str) -> str | None:
         """The workflow the instance with this id runs, or None when there is none."""
         with self.reading() as db:
@@ -445,7 +468,7 @@ class Storage:
         self, db: sqlite_utils.Database, instance_id: str
     ) -> dict[int, tuple[Any, ...]]:
         rows = db.execute(
-            "SELECT seq, started, failures, next_at, last_failure FROM attempts "
+            "SELECT seq, started, failures, next_at, last_failure, details FROM attempts "
             "WHERE instance_id = ?",
             [instance_id],
         ).fetchall()
