@@ -8,6 +8,7 @@ and recovers crashed work by deterministic replay.
 
 from .context import ActivityContext, WorkflowContext
 from .decorators import activity, compensation, on_failure, workflow
+from .errors import ActivityTimeout
 from .kernel import (
     ActivityFailed,
     All,
@@ -32,6 +33,7 @@ from .runtime.app import App
 __all__ = [
     "ActivityContext",
     "ActivityFailed",
+    "ActivityTimeout",
     "All",
     "App",
     "CallActivity",

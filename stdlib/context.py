@@ -4,6 +4,7 @@ activities and compensations."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,13 +61,38 @@ class ActivityContext:
 
     ``idempotency_key`` is the same for every attempt of this call, across retries and crashes:
     pass it to external systems so that a repeated attempt does not repeat the side effect.
+    ``heartbeat_details`` holds the details of the last heartbeat an earlier attempt of this
+    call recorded (``None`` if none did), so that a long job resumes where it stopped.
     """
 
     instance_id: str
     seq: int
     attempt: int
     idempotency_key: str
+    heartbeat_details: Any = None
     _published: list[PublishedEvent] = field(default_factory=list, repr=False)
+    # The runtime's recorder of heartbeats (None outside a worker: heartbeats are then checked
+    # and otherwise ignored).
+    _beat: Callable[[Any], None] | None = field(default=None, repr=False)
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report that this attempt is alive, with ``details`` of its progress (JSON-compatible
+        data, recorded durably): the next attempt, after a failure, a timeout or a crash, finds
+        the last details recorded in ``ctx.heartbeat_details``.
+
+        Resets the attempt's ``heartbeat_timeout``. Durable writes are spaced at least a second
+        apart (a crash loses at most the last second's details); calling it often is cheap.
+        Raises :class:`~eddic.ActivityTimeout` once the attempt has timed out, so that a body
+        that heartbeats stops early: its result would be discarded anyway. Details that cannot
+        be serialised raise ``TypeError`` here, at the call.
+        """
+        try:
+            snapshot = to_jsonable(details, what="the details of ctx.heartbeat")
+        except SerializationError as exc:
+            raise TypeError(str(exc)) from None
+        beat = self._beat
+        if beat is not None:
+            beat(snapshot)
 
     def publish(self, event_type: str, data: Any = None, source: str | None = None) -> None:
         """Publish an event through the outbox, committed together with this call's result.

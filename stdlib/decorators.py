@@ -100,11 +100,23 @@ class Activity:
         name: str | None = None,
         retry: RetryPolicy | None = None,
         is_compensation: bool = False,
+        timeout: float | None = None,
+        heartbeat_timeout: float | None = None,
     ) -> None:
         what = "compensation" if is_compensation else "activity"
         self.signature = _signature(func, what)
         self.func = func
         self.name = _name_of(func, name, what)
+        # Bounds on each attempt (design §7): its whole run, and the silence between heartbeats.
+        self.timeout: float | None = validate.seconds(
+            timeout, f"timeout of {what} {self.name!r}", allow_zero=False, allow_none=True
+        )
+        self.heartbeat_timeout: float | None = validate.seconds(
+            heartbeat_timeout,
+            f"heartbeat_timeout of {what} {self.name!r}",
+            allow_zero=False,
+            allow_none=True,
+        )
         kind = _kind(func)
         if kind in ("generator", "async generator"):
             raise TypeError(
@@ -399,7 +411,11 @@ def workflow(
 def activity(func: Callable[..., Any], /) -> Activity: ...
 @overload
 def activity(
-    *, name: str | None = None, retry: RetryPolicy | None = None
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Activity]: ...
 def activity(
     func: Callable[..., Any] | None = None,
@@ -407,11 +423,20 @@ def activity(
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
 ) -> Activity | Callable[[Callable[..., Any]], Activity]:
-    """Register a function (``def`` or ``async def``) as an activity."""
+    """Register a function (``def`` or ``async def``) as an activity.
+
+    ``timeout`` bounds each attempt, in seconds; ``heartbeat_timeout`` fails an attempt that
+    goes longer than that without calling ``ctx.heartbeat()``. Either fails the attempt with
+    :class:`~eddic.ActivityTimeout`, retried under ``retry`` like any other failure.
+    """
 
     def wrap(f: Callable[..., Any]) -> Activity:
-        act = Activity(f, name=name, retry=retry)
+        act = Activity(
+            f, name=name, retry=retry, timeout=timeout, heartbeat_timeout=heartbeat_timeout
+        )
         _register(_ACTIVITIES, "activity", act)
         return act
 
@@ -422,7 +447,11 @@ def activity(
 def compensation(func: Callable[..., Any], /) -> Activity: ...
 @overload
 def compensation(
-    *, name: str | None = None, retry: RetryPolicy | None = None
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Activity]: ...
 def compensation(
     func: Callable[..., Any] | None = None,
@@ -430,11 +459,21 @@ def compensation(
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
 ) -> Activity | Callable[[Callable[..., Any]], Activity]:
-    """Register a compensation: an activity that undoes another (retried 5 times by default)."""
+    """Register a compensation: an activity that undoes another (retried 5 times by default).
+    ``timeout`` and ``heartbeat_timeout`` bound its attempts as they do an activity's."""
 
     def wrap(f: Callable[..., Any]) -> Activity:
-        comp = Activity(f, name=name, retry=retry, is_compensation=True)
+        comp = Activity(
+            f,
+            name=name,
+            retry=retry,
+            is_compensation=True,
+            timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout,
+        )
         _register(_ACTIVITIES, "activity", comp)
         return comp
 

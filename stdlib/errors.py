@@ -51,6 +51,25 @@ class DamagedRecord(StorageError):
         return (type(self), (self.instance_id, self.record, self.column, self.problem))
 
 
+class ActivityTimeout(EddicError):
+    """An activity attempt overran its ``timeout``, or stopped heartbeating for longer than its
+    ``heartbeat_timeout``: the attempt failed (retried under the activity's ``RetryPolicy``) and
+    its late result, should the body still return one, is discarded.
+
+    ``which`` is ``"timeout"`` or ``"heartbeat_timeout"``; ``seconds`` the limit that passed.
+    Recorded as ``eddic.ActivityTimeout``: the ``ActivityFailed`` a workflow sees once the
+    attempts are spent has that ``.type``.
+    """
+
+    def __init__(self, message: str, which: str = "timeout", seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.which = which
+        self.seconds = seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.which, self.seconds))
+
+
 class LeaseLost(EddicError):
     """This worker's lease on the instance was taken over; it may record nothing more."""
 
@@ -69,6 +88,7 @@ class CliError(EddicError):
 
 __all__ = [
     "ActivityFailed",
+    "ActivityTimeout",
     "CliError",
     "DamagedRecord",
     "EddicError",

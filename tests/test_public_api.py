@@ -24,6 +24,7 @@ EXPECTED = {
     "Event",
     "EddicError",
     "ActivityFailed",
+    "ActivityTimeout",
     "WorkflowFailed",
     "EventTimeout",
     "NonDeterminismError",

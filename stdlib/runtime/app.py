@@ -61,6 +61,7 @@ class App(Serving):
         outbox_timeout_seconds: float = 10.0,
         cache_size: int = 10_000,
         failover_check_seconds: float = 1.0,
+        activity_threads: int = 16,
     ) -> None:
         seconds = validate.seconds
         default_lock_timeout_seconds = seconds(
@@ -79,6 +80,7 @@ class App(Serving):
         )
         validate.count(outbox_max_attempts, "outbox_max_attempts")
         validate.count(cache_size, "cache_size")
+        validate.count(activity_threads, "activity_threads", minimum=1)
         self.storage = open_store(
             db_url, synchronous=synchronous, busy_timeout_ms=int(busy_timeout_seconds * 1000)
         )
@@ -107,6 +109,7 @@ class App(Serving):
             recovery_interval_seconds=recovery_interval_seconds,
             cache_size=cache_size,
             wake=self._wake,
+            activity_threads=activity_threads,
         )
 
     @property

@@ -141,6 +141,19 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     raise value
 
 
+def in_activity_loop() -> bool:
+    """Whether the calling thread is the process's event loop for ``async def`` activities."""
+    return threading.current_thread() is _LOOP.thread
+
+
+def _arguments(
+    act: Activity, command: CallActivity, recorded: Mapping[str, Any] | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    named = act.bind(command.args, command.kwargs)
+    own = act.own_arguments(named) if recorded is None else act.arguments_from(recorded, named)
+    return act.call_args(own)
+
+
 def run_attempt(
     act: Activity,
     command: CallActivity,
@@ -152,9 +165,7 @@ def run_attempt(
     round-tripped through its JSON text, so the value sent in is the one a replay will
     rebuild. Returns every failure as ``Outcome.error``; raises only ``KeyboardInterrupt``."""
     try:
-        named = act.bind(command.args, command.kwargs)
-        own = act.own_arguments(named) if recorded is None else act.arguments_from(recorded, named)
-        args, kwargs = act.call_args(own)
+        args, kwargs = _arguments(act, command, recorded)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
@@ -167,6 +178,10 @@ def run_attempt(
         raise
     except BaseException as exc:
         return Outcome(error=exc, published=list(ctx._published))
+    return _finish(act, ctx, produced)
+
+
+def _finish(act: Activity, ctx: ActivityContext, produced: Any) -> Outcome:
     try:
         text, value = _round_trip(act, produced)
     except KeyboardInterrupt:
@@ -174,6 +189,49 @@ def run_attempt(
     except BaseException as exc:  # a SerializationError, or what a validator of the result raised
         return Outcome(error=exc)
     return Outcome(json=text, value=value, published=list(ctx._published))
+
+
+def start_async_attempt(
+    act: Activity,
+    command: CallActivity,
+    ctx: ActivityContext,
+    recorded: Mapping[str, Any] | None = None,
+) -> concurrent.futures.Future[Outcome]:
+    """``run_attempt`` for an ``async def`` body, begun on the activity loop and not waited
+    for: the future holds its outcome. Cancelling the future cancels the body's task."""
+    done: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    try:
+        args, kwargs = _arguments(act, command, recorded)
+        coro = act.func(ctx, *args, **kwargs) if act.takes_ctx else act.func(*args, **kwargs)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        done.set_result(Outcome(error=exc))
+        return done
+    if not inspect.iscoroutine(coro):  # an async-looking function that returned a value
+        done.set_result(_finish(act, ctx, coro))
+        return done
+    task = asyncio.run_coroutine_threadsafe(_guarded(coro), _LOOP.get())
+
+    def settle(f: concurrent.futures.Future[tuple[bool, Any]]) -> None:
+        if done.cancelled():  # timed out and given up: nothing reads the outcome
+            return
+        if f.cancelled():
+            done.set_result(Outcome(error=asyncio.CancelledError("the attempt was cancelled")))
+            return
+        ok, value = f.result()
+        if ok:
+            done.set_result(_finish(act, ctx, value))
+        else:
+            done.set_result(Outcome(error=value, published=list(ctx._published)))
+
+    def cancel(f: concurrent.futures.Future[Outcome]) -> None:
+        if f.cancelled():
+            task.cancel()
+
+    task.add_done_callback(settle)
+    done.add_done_callback(cancel)
+    return done
 
 
 def _round_trip(act: Activity, produced: Any) -> tuple[str, Any]:

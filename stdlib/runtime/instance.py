@@ -46,6 +46,8 @@ class LiveInstance:
         default_factory=dict
     )  # seq -> [started, failures, next_at]
     fresh: set[int] = field(default_factory=set)  # seqs decided here whose attempt 1 has not begun
+    # seq -> JSON text of the last heartbeat details of its attempts (ctx.heartbeat_details)
+    heartbeats: dict[int, str] = field(default_factory=dict)
     arg_errors: dict[int, str] = field(default_factory=dict)
     # seq -> the JSON data recorded for a call decided here: its attempts' arguments are rebuilt
     # from it, as a replay would

@@ -21,31 +21,27 @@ from typing import Any
 
 from ..clock import to_text, utcnow
 from ..codec import decode_records, event_to_json
-from ..context import ActivityContext
 from ..decorators import Workflow, find_workflow
 from ..errors import SerializationError
 from ..kernel import (
-    RUN_TO_COMPLETION,
-    EddicError,
-    Failure,
     NonDeterminismError,
     Phase,
-    Resolved,
     Scheduled,
     derived_uuid,
 )
 from ..serde import conform, dumps, from_jsonable, loads, to_jsonable
 from ..storage import LeaseLost, StepWrite, Store
 from . import events
-from .executor import Outcome, run_attempt
+from .activities import Activities
+from .bodies import BodyPool, Running
 from .faults import error_json, is_exit_request, parked_json
-from .instance import LiveInstance, resolve_activity
+from .instance import LiveInstance
 from .leases import LeaseKeeper
 
 log = logging.getLogger("eddic")
 
 
-class Worker:
+class Worker(Activities):
     """Executes instances for one ``App``: resumption, replay, activities, step commits."""
 
     def __init__(
@@ -58,6 +54,7 @@ class Worker:
         recovery_interval_seconds: float,
         cache_size: int,
         wake: threading.Event,
+        activity_threads: int = 16,
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
@@ -71,6 +68,7 @@ class Worker:
         # parks the storage refused: id -> (epoch, retry time, error)
         self._unparked: dict[str, tuple[int, datetime, str]] = {}
         self._keeper = LeaseKeeper(storage)
+        self._bodies = BodyPool(activity_threads)
         self._wake = wake
         _WORKERS.add(self)
 
@@ -85,6 +83,7 @@ class Worker:
         self._keeper = LeaseKeeper(self.storage)
 
     def close(self) -> None:
+        self._bodies.close()
         self._keeper.stop()
         self._keeper = LeaseKeeper(self.storage)
         self._cache.clear()
@@ -198,13 +197,15 @@ class Worker:
         _row, rows, attempts, live.waits = self.storage.stored(iid)
         live.interp.replay(decode_records(rows))
         live.pos = len(rows)
-        for seq, (started_n, failures, next_at, _last) in attempts.items():
+        for seq, (started_n, failures, next_at, _last, *rest) in attempts.items():
             live.attempts[seq] = [
                 started_n,
                 failures,
                 datetime.fromisoformat(next_at) if next_at else None,
                 loads(_last) if _last else None,
             ]
+            if rest and rest[0] is not None:
+                live.heartbeats[seq] = rest[0]
         return live
 
     def _park_columns(
@@ -253,6 +254,7 @@ class Worker:
         When ``stop`` is set (a serving worker shutting down), return after the step in progress
         and hand the lease back, so that any worker's next recovery pass goes on from there.
         """
+        running: dict[int, Running] = {}  # bodies started among others, by seq
         try:
             if catch_up:
                 # A park may have committed an outcome without what the code decided after it
@@ -262,15 +264,24 @@ class Worker:
                     now = utcnow()
                     self._commit(live, self._step(live, records, {}, now), now)
             while not live.interp.finished:
-                if stop is not None and stop.is_set():
+                stopping = stop is not None and stop.is_set()
+                if stopping and not running:
                     self._hand_back(live, utcnow())
                     return
                 now = utcnow()
-                runnable = self._runnable(live, now)
-                if runnable is not None:
-                    step = self._run_activity(live, runnable, now)
+                # Stopping, no new body begins; the running ones end and are recorded first.
+                runnable = [] if stopping else self._runnables(live, now, running)
+                step: StepWrite | None
+                if runnable and self._solo(live, runnable, running):
+                    step = self._run_activity(live, runnable[0], now)
                 else:
-                    step = self._resolve_due(live, now) or self._wait(live, now)
+                    step = self._start_bodies(live, runnable, running, now)
+                    step = step or self._resolve_due(live, now)
+                    if step is None:
+                        if running:
+                            self._await_bodies(live, running)
+                            continue
+                        step = self._wait(live, now)
                 if not step.release:
                     continue
                 if not step.woke:
@@ -292,6 +303,9 @@ class Worker:
             if is_exit_request(exc):
                 raise
             self._park_live(live, exc, "running a step")
+        finally:
+            if running:
+                self.abandon_bodies(running)
 
     def _new_step(self, live: LiveInstance) -> StepWrite:
         """An empty step of ``live``, fenced by this worker's lease on it."""
@@ -348,156 +362,6 @@ class Worker:
         step.release = True
         step.columns.pop("lock_expires_at", None)
         return self._commit(live, step, now)
-
-    def _runnable(self, live: LiveInstance, now: datetime) -> Any:
-        for p in live.interp.pending:
-            if p.kind in RUN_TO_COMPLETION and live.backoff_until(p.seq, now) is None:
-                return p
-        return None
-
-    def _run_activity(self, live: LiveInstance, pending: Any, now: datetime) -> StepWrite:
-        seq = pending.seq
-        act = resolve_activity(pending.command)
-        state = live.attempts.get(seq)
-        if seq in live.fresh:
-            live.fresh.discard(seq)
-            attempt = 1
-        else:
-            # Attempt 1 began when its scheduled record committed; a begun attempt with no
-            # recorded outcome crashed. Either way this one is the next: record it first.
-            started = state[0] if state else 1
-            failures = state[1] if state else 0
-            if act is not None and started >= act.retry.max_attempts:
-                # Every attempt the policy allows has begun, the last left no outcome: a crash
-                # counts as an attempt, so none beyond max_attempts ever begins.
-                lost = _lost(act, started, state)
-                return self._record_outcome(live, pending, started, lost, None, now)
-            attempt = started + 1
-            live.attempts[seq] = [attempt, failures, None, None]
-            pre = self._new_step(live)
-            pre.attempts.append((seq, attempt, failures, None, None))
-            pre.columns = self._lease_columns(live, now)
-            self.storage.commit_step(pre, now)
-        ctx = ActivityContext(
-            instance_id=live.instance_id,
-            seq=seq,
-            attempt=attempt,
-            idempotency_key=f"{live.instance_id}:{seq}",
-        )
-        if act is None:
-            error: BaseException | None = EddicError(
-                f"activity {pending.name!r} is not registered in this process"
-            )
-            outcome = None
-        elif seq in live.arg_errors:
-            error = SerializationError(live.arg_errors[seq])
-            outcome = None
-        else:
-            token = self._keeper.hold(
-                live.instance_id, self.worker_id, live.epoch, live.lock_timeout
-            )
-            try:
-                outcome = run_attempt(act, pending.command, ctx, live.recorded_args.get(seq))
-            finally:
-                self._keeper.release(token)
-            error = outcome.error
-        now = utcnow()
-        if error is not None and not isinstance(error, Exception):
-            if is_exit_request(error):
-                raise error
-            # SystemExit, CancelledError, ... from the body: this attempt is spent and recorded
-            # as begun; the instance is parked rather than the worker stopped.
-            return self._park_attempt(live, seq, attempt, error, now)
-        failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)
-        if error is not None and act is not None and outcome is not None and outcome.retryable:
-            policy = act.retry
-            # Attempts begun, crashed ones included, count against max_attempts.
-            if policy.retries(error, attempt):
-                wait = policy.interval(attempt)
-                next_at = now + timedelta(seconds=wait)
-                live.attempts[seq] = [attempt, failures, next_at if wait > 0 else None, None]
-                step = self._new_step(live)
-                step.attempts.append((seq, attempt, failures, next_at, dumps(str(error))))
-                return self._finish_step(live, step, now)
-        return self._record_outcome(live, pending, attempt, error, outcome, now)
-
-    def _record_outcome(
-        self,
-        live: LiveInstance,
-        pending: Any,
-        attempt: int,
-        error: BaseException | Failure | None,
-        outcome: Outcome | None,
-        now: datetime,
-    ) -> StepWrite:
-        """Commit the activity's final outcome with the decisions it leads to. Should building
-        those raise (the workflow's own code runs here), the outcome is committed alone and
-        the instance parked: a finished activity is never run again for a later fault."""
-        seq = pending.seq
-        live.recorded_args.pop(seq, None)
-        values: dict[int, Any] = {}
-        if error is None and outcome is not None:
-            resolved = Resolved(seq, now, outcome.value)
-            values[seq] = outcome.json
-        elif isinstance(error, Failure):
-            resolved = Resolved(seq, now, failure=error)
-        else:
-            assert error is not None
-            resolved = Resolved(seq, now, failure=Failure.from_exception(error, attempt))
-        published = outcome.published if outcome is not None else None
-        pos = live.pos
-        try:
-            live.interp.feed(resolved)
-            step = self._step(live, [resolved, *live.interp.decide()], values, now)
-        except BaseException as exc:
-            if is_exit_request(exc):
-                raise
-            live.pos = pos
-            return self._park_with(live, seq, [resolved], values, published, exc, now)
-        if published:
-            # The activity's own events come before those of the commands it led to.
-            step.outbox[:0] = self._published_rows(live, seq, published, now)
-        if seq in live.attempts:
-            del live.attempts[seq]
-            step.attempts_done.append(seq)
-        return self._commit(live, step, now)
-
-    def _published_rows(
-        self, live: LiveInstance, seq: int, published: list[Any], now: datetime
-    ) -> list[tuple[Any, ...]]:
-        return [
-            self._outbox_row(live, seq, e.event_type, e.data, e.source, now, index=i)
-            for i, e in enumerate(published, start=1)
-        ]
-
-    def _park_with(
-        self,
-        live: LiveInstance,
-        seq: int,
-        records: list[Any],
-        values: dict[int, Any],
-        published: list[Any] | None,
-        exc: BaseException,
-        now: datetime,
-    ) -> StepWrite:
-        """Commit ``records`` (an activity's outcome) and park the instance in one step."""
-        step = self._new_step(live)
-        step.history = live.rows(records, values)
-        if published:
-            step.outbox = self._published_rows(live, seq, published, now)
-        if seq in live.attempts:
-            step.attempts_done.append(seq)
-        return self._commit_park(live, step, exc, "running the workflow after an activity", now)
-
-    def _park_attempt(
-        self, live: LiveInstance, seq: int, attempt: int, exc: BaseException, now: datetime
-    ) -> StepWrite:
-        """An attempt ended by a ``BaseException``: keep it counted, park the instance."""
-        failures = live.attempts[seq][1] if seq in live.attempts else 0
-        text = f"{type(exc).__qualname__}: {exc}"
-        step = self._new_step(live)
-        step.attempts.append((seq, attempt, failures, None, dumps(text)))
-        return self._commit_park(live, step, exc, f"running attempt {attempt} of seq {seq}", now)
 
     def _commit_park(
         self, live: LiveInstance, step: StepWrite, exc: BaseException, where: str, now: datetime
@@ -634,19 +498,6 @@ class Worker:
                     cache.popitem(last=False)
         if not self._wake.is_set():
             self._wake.set()
-
-
-def _lost(act: Any, started: int, state: list[Any] | None) -> Failure:
-    """The failure recorded for an activity whose last allowed attempt left no outcome."""
-    last = f" (its last attempt that ended reported {state[3]})" if state and state[3] else ""
-    return Failure(
-        "eddic.AttemptLost",
-        f"attempt {started} of {act.retry.max_attempts} began and recorded no outcome: its "
-        f"worker stopped during it{last}. A crash counts as an attempt and no attempt beyond "
-        "max_attempts begins; give the activity a RetryPolicy with more attempts if it "
-        "should survive more crashes",
-        started,
-    )
 
 
 def _not_begun(live: LiveInstance) -> list[tuple[int, int, int, datetime | None, str | None]]:

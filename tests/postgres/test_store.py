@@ -180,7 +180,7 @@ def test_create_acquire_commit_and_read_back(store: PostgresStorage):
     assert [h["pos"] for h in store.history("i1")] == [1, 2]
     stored = store.stored("i1")
     assert stored.row["started_at"] == to_text(T0) and len(stored.history) == 2
-    assert stored.attempts == {1: (1, 0, to_text(T0), None)}
+    assert stored.attempts == {1: (1, 0, to_text(T0), None, None)}
     assert [i["instance_id"] for i in store.list_instances(status="completed")] == ["i1"]
     assert store.count_instances(status=["running"]) == 0
     with pytest.raises(InstanceNotFound):
