@@ -31,7 +31,6 @@ from ..serde import dumps, loads
 from ..storage import StepWrite, Store
 from .bodies import (
     BodyPool,
-    HeartbeatWriter,
     Running,
     in_body_thread,
     outcome_of,
@@ -92,36 +91,42 @@ class Activities:
     # -- which bodies run, and where --
 
     def _runnables(
-        self, live: LiveInstance, now: datetime, running: dict[int, Running]
+        self, live: LiveInstance, pending: list[Any], now: datetime, running: dict[int, Running]
     ) -> list[Any]:
-        """Pending activities and compensations that may begin now, oldest first."""
+        """Of ``pending``, the activities and compensations that may begin now, oldest first."""
         return [
             p
-            for p in live.interp.pending
+            for p in pending
             if p.kind in RUN_TO_COMPLETION
             and p.seq not in running
             and live.backoff_until(p.seq, now) is None
         ]
 
-    def _solo(self, live: LiveInstance, runnable: list[Any], running: dict[int, Running]) -> bool:
-        """Whether the driver runs the first of ``runnable`` itself: it is the one thing the
-        instance waits on and has no timeout to watch, or the driver is itself a body (a nested
-        ``start``), which runs its instance's bodies one at a time rather than wait on the pool
-        from inside it."""
-        if in_body_thread():
-            return True
-        if running or len(runnable) != 1 or len(live.interp.pending) != 1:
-            return False
-        act = resolve_activity(runnable[0].command)
-        return act is None or (act.timeout is None and act.heartbeat_timeout is None)
+    def _solo(
+        self, pending: list[Any], runnable: list[Any], running: dict[int, Running]
+    ) -> tuple[bool, Activity | None]:
+        """Whether the driver runs the first of ``runnable`` itself (and its activity, looked
+        up once): it is the one thing the instance waits on and has no timeout to watch (no
+        hand-off: the common step), or the driver is itself a body (a nested ``start``), which
+        runs its instance's bodies one at a time rather than wait on the pool from inside it."""
+        act = None
+        if not running and len(runnable) == 1 and len(pending) == 1:
+            act = resolve_activity(runnable[0].command)
+            if act is None or (act.timeout is None and act.heartbeat_timeout is None):
+                return True, act
+        return in_body_thread(), act
 
     # -- one attempt --
 
-    def _begin(self, live: LiveInstance, pending: Any, now: datetime) -> Running | StepWrite:
-        """The next attempt of ``pending``, ready to run; or the step that settled it without
-        running (every allowed attempt lost, the activity not registered, bad arguments)."""
+    def _begin(
+        self, live: LiveInstance, pending: Any, now: datetime, act: Activity | None = None
+    ) -> Running | StepWrite:
+        """The next attempt of ``pending`` (of activity ``act``, when the caller has it), ready
+        to run; or the step that settled it without running (every allowed attempt lost, the
+        activity not registered, bad arguments)."""
         seq = pending.seq
-        act = resolve_activity(pending.command)
+        if act is None:
+            act = resolve_activity(pending.command)
         state = live.attempts.get(seq)
         if seq in live.fresh:
             live.fresh.discard(seq)
@@ -158,21 +163,14 @@ class Activities:
             idempotency_key=f"{live.instance_id}:{seq}",
             heartbeat_details=None if details is None else loads(details),
         )
-        run = Running(seq, attempt, act, ctx, pending)
-        run.beat = ctx._beat = self._heartbeats(live, run)
+        run = Running(seq, attempt, act, ctx, pending, live, self._write_heartbeat)
+        ctx._beat = run.heartbeat
         return run
 
-    def _heartbeats(self, live: LiveInstance, run: Running) -> HeartbeatWriter:
-        iid, epoch, seq, attempt = live.instance_id, live.epoch, run.seq, run.attempt
-        storage, owner = self.storage, self.worker_id
-
-        def write(text: str) -> bool:
-            return storage.heartbeat(iid, owner, epoch, seq, attempt, text, utcnow())
-
-        def remember(text: str) -> None:
-            live.heartbeats[seq] = text
-
-        return HeartbeatWriter(run, write, remember)
+    def _write_heartbeat(self, run: Running, details: str) -> bool:
+        return self.storage.heartbeat(
+            run.ctx.instance_id, self.worker_id, run.epoch, run.seq, run.attempt, details, utcnow()
+        )
 
     def _hold(self, live: LiveInstance, run: Running) -> None:
         run.keeper_token = self._keeper.hold(
@@ -184,21 +182,25 @@ class Activities:
         if token is not None:
             self._keeper.release(token)
 
-    def _run_activity(self, live: LiveInstance, pending: Any, now: datetime) -> StepWrite:
-        """Run one attempt of ``pending`` on this thread and settle it."""
-        begun = self._begin(live, pending, now)
-        if isinstance(begun, StepWrite):
-            return begun
-        run = begun
-        self._hold(live, run)
+    def _run_activity(
+        self, live: LiveInstance, pending: Any, now: datetime, act: Activity | None = None
+    ) -> StepWrite:
+        """Run one attempt of ``pending`` on this thread and settle it (every step's path:
+        kept flat)."""
+        run = self._begin(live, pending, now, act)
+        if isinstance(run, StepWrite):
+            return run
+        keeper = self._keeper
+        token = keeper.hold(live.instance_id, self.worker_id, live.epoch, live.lock_timeout)
         try:
-            run.began = time.monotonic()
             outcome = run_attempt(
                 run.act, pending.command, run.ctx, live.recorded_args.get(run.seq)
             )
         finally:
-            self._let_go(run)
-        return self._settle_run(live, run, outcome)
+            keeper.release(token)
+        if run._lock is not None:  # it heartbeated
+            run.flush()
+        return self._settle(live, pending, run.act, run.attempt, outcome, outcome.error, utcnow())
 
     def _start_bodies(
         self, live: LiveInstance, runnable: list[Any], running: dict[int, Running], now: datetime
@@ -239,10 +241,7 @@ class Activities:
             if overrun is None:
                 continue
             # Its late result is never read; a heartbeat now raises.
-            if run.beat is not None:
-                run.beat.time_out(overrun)
-            else:
-                run.timed_out = overrun
+            run.time_out(overrun)
             del running[run.seq]
             self._let_go(run)
             if run.act.is_async and run.future is not None:
@@ -261,8 +260,7 @@ class Activities:
     # -- outcomes --
 
     def _settle_run(self, live: LiveInstance, run: Running, outcome: Outcome) -> StepWrite:
-        if run.beat is not None:
-            run.beat.flush()  # details a spaced heartbeat left unwritten: the next attempt's
+        run.flush()  # details a spaced heartbeat left unwritten: the next attempt's
         return self._settle(
             live, run.pending, run.act, run.attempt, outcome, outcome.error, utcnow()
         )

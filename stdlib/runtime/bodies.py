@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import ActivityContext
@@ -48,25 +47,63 @@ def in_body_thread() -> bool:
     return bool(getattr(_local, "body", False)) or in_activity_loop()
 
 
-@dataclass(eq=False)
 class Running:
-    """One attempt of an activity or compensation, from its start to its outcome (or timeout)."""
+    """One attempt of an activity or compensation, from its start to its outcome (or timeout),
+    and its heartbeats: ``ctx.heartbeat`` is :meth:`heartbeat`.
 
-    seq: int
-    attempt: int
-    act: Activity
-    ctx: ActivityContext
-    pending: Any  # the kernel's Pending of the call
-    future: Future[Outcome] | None = None
-    beat: HeartbeatWriter | None = None  # what ctx.heartbeat() calls
-    began: float | None = None  # time.monotonic() when the body began (None while queued)
-    ended: float | None = None  # ... and when it returned
-    last_beat: float | None = None  # the last ctx.heartbeat()
-    timed_out: ActivityTimeout | None = None  # set once; the body's result is then ignored
-    written_at: float = float("-inf")  # the last durable heartbeat write
-    unwritten: str | None = None  # details of a heartbeat not written yet (spaced writes)
-    keeper_token: Any = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    Heartbeat details go to ``write(run, details_json)`` (``Store.heartbeat``, fenced by the
+    lease and the attempt number), at most once per ``HEARTBEAT_WRITE_INTERVAL``, and to the
+    instance's ``heartbeats`` (the next attempt in this process reads them there). Built for
+    every attempt, so it is kept cheap: slots, and a lock made on the first heartbeat.
+    """
+
+    __slots__ = (
+        "_lock",
+        "act",
+        "attempt",
+        "began",
+        "ctx",
+        "ended",
+        "epoch",
+        "future",
+        "keeper_token",
+        "last_beat",
+        "live",
+        "pending",
+        "seq",
+        "timed_out",
+        "unwritten",
+        "write",
+        "written_at",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        attempt: int,
+        act: Activity,
+        ctx: ActivityContext,
+        pending: Any,
+        live: Any = None,
+        write: Callable[[Running, str], Any] | None = None,
+    ) -> None:
+        self.seq = seq
+        self.attempt = attempt
+        self.act = act
+        self.ctx = ctx
+        self.pending = pending  # the kernel's Pending of the call
+        self.live = live  # the LiveInstance
+        self.epoch = 0 if live is None else live.epoch  # the lease the attempt runs under
+        self.write = write
+        self.future: Future[Outcome] | None = None
+        self.began: float | None = None  # time.monotonic() when the body began (None: queued)
+        self.ended: float | None = None  # ... and when it returned
+        self.last_beat: float | None = None  # the last ctx.heartbeat()
+        self.timed_out: ActivityTimeout | None = None  # set once; the result is then ignored
+        self.written_at = float("-inf")  # the last durable heartbeat write
+        self.unwritten: str | None = None  # details of a heartbeat not written yet
+        self.keeper_token: Any = None
+        self._lock: threading.Lock | None = None
 
     def deadline(self) -> float | None:
         """When this attempt times out (monotonic), or None: it has no limit, or is queued."""
@@ -105,64 +142,65 @@ class Running:
             )
         return None
 
+    # -- heartbeats --
 
-class HeartbeatWriter:
-    """``ctx.heartbeat`` for one attempt: liveness at once, details durably and spaced.
+    def _locked(self) -> threading.Lock:
+        lock = self._lock
+        if lock is None:
+            with _LOCKS:
+                lock = self._lock
+                if lock is None:
+                    lock = self._lock = threading.Lock()
+        return lock
 
-    ``write(details_json) -> bool`` stores the details (``Store.heartbeat``, fenced by the
-    lease); ``remember(details_json)`` keeps them for the next attempt in this process."""
-
-    def __init__(
-        self,
-        run: Running,
-        write: Callable[[str], bool],
-        remember: Callable[[str], None],
-    ) -> None:
-        self._run = run
-        self._write = write
-        self._remember = remember
-
-    def __call__(self, details: Any) -> None:
-        run = self._run
+    def heartbeat(self, details: Any) -> None:
+        """``ctx.heartbeat``: liveness at once, details durably and spaced."""
         text = dumps(details)
         # Under the attempt's lock: once the driver has timed the attempt out (under it too),
         # no write of this attempt begins, and none is in flight while its outcome commits.
-        with run._lock:
-            if run.timed_out is not None:
-                raise run.timed_out
+        with self._locked():
+            if self.timed_out is not None:
+                raise self.timed_out
             now = time.monotonic()
-            run.last_beat = now
-            self._remember(text)
-            if now - run.written_at < HEARTBEAT_WRITE_INTERVAL:
-                run.unwritten = text
+            self.last_beat = now
+            if self.live is not None:
+                self.live.heartbeats[self.seq] = text
+            if now - self.written_at < HEARTBEAT_WRITE_INTERVAL:
+                self.unwritten = text
                 return
-            run.written_at = now
-            run.unwritten = None
+            self.written_at = now
+            self.unwritten = None
             self._store(text)
 
     def flush(self) -> None:
         """Write the details a spaced heartbeat left unwritten (before the attempt's outcome)."""
-        run = self._run
-        with run._lock:
-            text, run.unwritten = run.unwritten, None
+        if self._lock is None:  # no heartbeat at all: nothing to write
+            return
+        with self._lock:
+            text, self.unwritten = self.unwritten, None
             if text is not None:
                 self._store(text)
 
     def time_out(self, overrun: ActivityTimeout) -> None:
         """Mark the attempt timed out: its next heartbeat raises ``overrun``."""
-        with self._run._lock:
-            self._run.timed_out = overrun
+        with self._locked():
+            self.timed_out = overrun
 
     def _store(self, text: str) -> None:
+        if self.write is None:
+            return
         try:
-            self._write(text)
+            self.write(self, text)
         except Exception as exc:  # liveness still counts; the next heartbeat writes again
             log.warning(
                 "could not record a heartbeat of seq %d of instance %s: %s",
-                self._run.seq,
-                self._run.ctx.instance_id,
+                self.seq,
+                self.ctx.instance_id,
                 exc,
             )
+
+
+_LOCKS = threading.Lock()  # guards the lazy making of each attempt's lock
 
 
 def _body(run: Running, command: CallActivity, recorded: Mapping[str, Any] | None) -> Outcome:

@@ -164,8 +164,10 @@ def run_attempt(
     from ``recorded``, the arguments' JSON data as recorded, when the caller has it), result
     round-tripped through its JSON text, so the value sent in is the one a replay will
     rebuild. Returns every failure as ``Outcome.error``; raises only ``KeyboardInterrupt``."""
-    try:
-        args, kwargs = _arguments(act, command, recorded)
+    try:  # _arguments, inline: this is every step's path
+        named = act.bind(command.args, command.kwargs)
+        own = act.own_arguments(named) if recorded is None else act.arguments_from(recorded, named)
+        args, kwargs = act.call_args(own)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:

@@ -270,10 +270,12 @@ class Worker(Activities):
                     return
                 now = utcnow()
                 # Stopping, no new body begins; the running ones end and are recorded first.
-                runnable = [] if stopping else self._runnables(live, now, running)
+                pending = live.interp.pending
+                runnable = [] if stopping else self._runnables(live, pending, now, running)
                 step: StepWrite | None
-                if runnable and self._solo(live, runnable, running):
-                    step = self._run_activity(live, runnable[0], now)
+                solo, act = self._solo(pending, runnable, running) if runnable else (False, None)
+                if solo:
+                    step = self._run_activity(live, runnable[0], now, act)
                 else:
                     step = self._start_bodies(live, runnable, running, now)
                     step = step or self._resolve_due(live, now)
