@@ -20,16 +20,18 @@ from .commands import (
 from .context import EDDIC_NAMESPACE, Context, derived_uuid
 from .errors import (
     ActivityFailed,
+    Cancelled,
     EddicError,
     EventTimeout,
     InstanceExists,
     InstanceNotFound,
     NonDeterminismError,
     UnknownWorkflow,
+    WorkflowCancelled,
     WorkflowFailed,
 )
 from .handlers import RUN_TO_COMPLETION
-from .history import Event, Failure, Record, Resolved, Scheduled
+from .history import Cancel, Event, Failure, Record, Resolved, Scheduled
 from .interpreter import Interpreter, Phase
 from .waits import Pending, Trace
 
@@ -40,6 +42,8 @@ __all__ = [
     "ActivityRef",
     "All",
     "CallActivity",
+    "Cancel",
+    "Cancelled",
     "Command",
     "Compensable",
     "Context",
@@ -63,6 +67,7 @@ __all__ = [
     "Trace",
     "UnknownWorkflow",
     "WaitEvent",
+    "WorkflowCancelled",
     "WorkflowFailed",
     "activity_name",
     "derived_uuid",

@@ -73,6 +73,35 @@ class WorkflowFailed(EddicError):
         return (type(self), (self.type, self.message))
 
 
+class WorkflowCancelled(WorkflowFailed):
+    """``App.result`` of an instance that ended ``cancelled``; ``reason`` is the cancel's."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+        super().__init__("eddic.Cancelled", reason or "the instance was cancelled")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason,))
+
+
+class Cancelled(BaseException):
+    """Thrown into a workflow at its current yield when its instance is cancelled.
+
+    A ``BaseException``, like ``asyncio.CancelledError``: an ``except Exception`` written for
+    the workflow's own failures does not swallow it by accident. Catch it by name to run
+    clean-up commands; let it propagate and the compensations of completed activities run,
+    newest first, and the instance ends ``cancelled``. ``reason`` is the one given to
+    ``App.cancel``.
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason or "the instance was cancelled")
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason,))
+
+
 class InstanceNotFound(EddicError):
     """No workflow instance has that id."""
 

@@ -57,7 +57,17 @@ class Resolved:
     failure: Failure | None = None
 
 
-Record = Scheduled | Resolved
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Written when the instance is cancelled: from this point on, the workflow's current yield
+    throws ``Cancelled(reason)`` (see the interpreter). It belongs to no command, so it has no
+    seq; a replay throws it at the same point, after the same records."""
+
+    at: datetime
+    reason: str | None = None
+
+
+Record = Scheduled | Resolved | Cancel
 
 
 @dataclass(frozen=True, slots=True)

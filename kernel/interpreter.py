@@ -32,6 +32,14 @@ unfinished timers and event waits under it are cancelled, and unfinished activit
 they run to completion and their outcomes are recorded and ignored. A ``First`` nested under an
 ``All`` does the same to its losing branches as soon as it settles, not when the ``All`` does.
 
+Cancellation: a ``Cancel`` record (no seq: it belongs to no command) throws ``Cancelled`` into
+the generator at its current yield, after abandoning what that yield waits on exactly as a
+settled ``First`` abandons its losers (timers and event waits cancelled, activities left to run
+to completion). ``Cancelled`` is a ``BaseException``; one that propagates out of the generator
+ends the code like a failure (its compensations run, newest first) and the instance ends
+``CANCELLED``. A cancel that finds the code already finished (returned, raised, compensating)
+changes nothing; it stays in history.
+
 Saga: when an activity that carries a compensation completes, the compensation is pushed on a
 stack. A generator that returns drops the stack; one that raises leaves the interpreter
 *failing*: once no activity is outstanding, it emits the compensations one at a time, newest
@@ -56,7 +64,7 @@ from typing import Any
 
 from .commands import CallActivity, Command
 from .context import Context, derived_uuid
-from .errors import EddicError, NonDeterminismError
+from .errors import Cancelled, EddicError, NonDeterminismError
 from .handlers import (
     ARGS,
     COMBINATORS,
@@ -66,7 +74,7 @@ from .handlers import (
     SELF_RESOLVING,
     Spec,
 )
-from .history import Failure, Record, Resolved, Scheduled
+from .history import Cancel, Failure, Record, Resolved, Scheduled
 from .waits import SOLO, Leaf, Node, Pending, Trace
 
 __all__ = ["Interpreter", "Pending", "Phase", "Trace"]
@@ -77,6 +85,7 @@ class Phase(str, Enum):
     COMPENSATING = "compensating"  # the code raised; compensations are being run
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # a Cancelled thrown in at a yield propagated out of the code
     # a NonDeterminismError was raised, or the workflow raised a BaseException that is not an
     # Exception; no more input is accepted
     BROKEN = "broken"
@@ -142,6 +151,7 @@ class Interpreter:
         self._root_leaves: list[Leaf] = []
         self._stack: list[CallActivity] = []
         self._broken: str | None = None  # why this interpreter refuses input, once it does
+        self.cancel: Cancel | None = None  # the Cancel fed, once one is
         self._observer = observer
         self._check = check
 
@@ -149,7 +159,7 @@ class Interpreter:
 
     @property
     def finished(self) -> bool:
-        return self.phase in (Phase.COMPLETED, Phase.FAILED)
+        return self.phase in _FINAL
 
     @property
     def last_seq(self) -> int:
@@ -188,22 +198,25 @@ class Interpreter:
             self.is_replaying = False
 
     def feed(self, record: Record) -> None:
-        """Feed one record: a recorded ``Scheduled``, or a ``Resolved`` outcome (old or new)."""
+        """Feed one record: a recorded ``Scheduled``, a ``Resolved`` outcome (old or new), or a
+        ``Cancel``."""
         if self._broken is not None:
             self._check_usable()
         cls = type(record)
         if cls is not Resolved and cls is not Scheduled:  # first: it may have no .at
-            if not isinstance(record, (Scheduled, Resolved)):
+            if not isinstance(record, (Scheduled, Resolved, Cancel)):
                 raise TypeError(f"not a history record: {record!r}")
-            cls = Scheduled if isinstance(record, Scheduled) else Resolved
+            cls = next(k for k in (Scheduled, Resolved, Cancel) if isinstance(record, k))
         if record.at.tzinfo is None:
             raise ValueError(f"record {record!r} has a naive time")
         if not self._started:
             self._ensure_started()
         if cls is Resolved:
             self._resolve(record)  # type: ignore[arg-type]
-        else:
+        elif cls is Scheduled:
             self._match(record)  # type: ignore[arg-type]
+        else:
+            self._cancel(record)  # type: ignore[arg-type]
 
     def decide(self) -> list[Record]:
         """The new records the code produced since the history ran out, for the caller to append.
@@ -309,17 +322,38 @@ class Interpreter:
 
     # -- resolutions ----------------------------------------------------------------------------
 
-    def _resolve(self, record: Resolved) -> None:
+    def _nothing_unmatched(self, what: str) -> None:
+        """History went on with ``what`` where the code yielded a command it has no record of."""
         if self._unmatched:
             new = self._unmatched[0]
             current = f"yields {_describe(new.kind, new.name)} at seq {new.seq}"
             self._diverge(
                 new.seq,
-                f"an outcome for seq {record.seq} and no command at seq {new.seq}",
+                f"{what} and no command at seq {new.seq}",
                 current,
                 f"the workflow code now {current}, where history recorded no command "
-                f"(it went on with an outcome for seq {record.seq})",
+                f"(it went on with {what})",
             )
+
+    def _cancel(self, record: Cancel) -> None:
+        """Throw ``Cancelled`` in at the current yield (see the theory of operation)."""
+        if self.cancel is not None:
+            return  # cancelled once already: a second request changes nothing
+        self._nothing_unmatched("a cancel")
+        self._clock = record.at
+        self.cancel = record
+        if self._gen_done or self._gen is None:
+            return  # the code has finished (returned, raised, compensating): nothing to throw
+        self._release_root()
+        self._pending = None
+        self.now = self._clock
+        self._step(None, Cancelled(record.reason))
+        if self._gen_done:
+            self._try_finish()
+
+    def _resolve(self, record: Resolved) -> None:
+        if self._unmatched:
+            self._nothing_unmatched(f"an outcome for seq {record.seq}")
         seq = record.seq
         leaf = self._leaves.pop(seq, None)
         self._pending = None
@@ -491,6 +525,9 @@ class Interpreter:
             except Exception as error:
                 self._gen_finished(None, error)
                 return
+            except Cancelled as error:  # the cancel thrown in, let through: ends like a failure
+                self._gen_finished(None, error)
+                return
             except BaseException as error:
                 self._stop_at(error)
                 raise
@@ -628,7 +665,10 @@ class Interpreter:
             command = self._stack.pop()
             self._add_leaf(Leaf(self._next_seq, command, "compensation", command.name, None, None))
         else:
-            self.phase = Phase.FAILED
+            self.phase = Phase.CANCELLED if isinstance(self.error, Cancelled) else Phase.FAILED
+
+
+_FINAL = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED})
 
 
 def _takes_input(workflow: Callable[..., Any]) -> bool:

@@ -13,6 +13,7 @@ from .kernel import (
     ActivityFailed,
     All,
     CallActivity,
+    Cancelled,
     EddicError,
     Event,
     EventTimeout,
@@ -25,6 +26,7 @@ from .kernel import (
     SleepUntil,
     UnknownWorkflow,
     WaitEvent,
+    WorkflowCancelled,
     WorkflowFailed,
 )
 from .retry import RetryPolicy
@@ -37,6 +39,7 @@ __all__ = [
     "All",
     "App",
     "CallActivity",
+    "Cancelled",
     "EddicError",
     "Event",
     "EventTimeout",
@@ -50,6 +53,7 @@ __all__ = [
     "SleepUntil",
     "UnknownWorkflow",
     "WaitEvent",
+    "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowFailed",
     "activity",

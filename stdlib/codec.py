@@ -15,6 +15,7 @@ from .decorators import find_activity
 from .errors import SerializationError
 from .kernel import (
     RUN_TO_COMPLETION,
+    Cancel,
     Command,
     Event,
     Failure,
@@ -63,6 +64,10 @@ def decode_records(rows: list[tuple[Any, ...]]) -> list[Record]:
         if record == "scheduled":
             kinds[seq] = (kind, name)
             records.append(Scheduled(seq, kind, name, loads(args), when, from_text(deadline)))
+            continue
+        if record == "cancel":
+            reason = loads(value) if value is not None else None
+            records.append(Cancel(when, reason if isinstance(reason, str) else None))
             continue
         if failure is not None:
             f = loads(failure)

@@ -13,12 +13,14 @@ from typing import Any
 
 from .kernel import (
     ActivityFailed,
+    Cancelled,
     EddicError,
     EventTimeout,
     InstanceExists,
     InstanceNotFound,
     NonDeterminismError,
     UnknownWorkflow,
+    WorkflowCancelled,
     WorkflowFailed,
 )
 
@@ -89,6 +91,7 @@ class CliError(EddicError):
 __all__ = [
     "ActivityFailed",
     "ActivityTimeout",
+    "Cancelled",
     "CliError",
     "DamagedRecord",
     "EddicError",
@@ -102,5 +105,6 @@ __all__ = [
     "SinkTimeout",
     "StorageError",
     "UnknownWorkflow",
+    "WorkflowCancelled",
     "WorkflowFailed",
 ]

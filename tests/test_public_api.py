@@ -25,6 +25,8 @@ EXPECTED = {
     "EddicError",
     "ActivityFailed",
     "ActivityTimeout",
+    "Cancelled",
+    "WorkflowCancelled",
     "WorkflowFailed",
     "EventTimeout",
     "NonDeterminismError",
@@ -72,3 +74,10 @@ def test_no_source_imports_the_folders_as_top_level_packages() -> None:
                 f"{path.name}: {n}" for n in names if n.split(".")[0] in ("kernel", "stdlib")
             ]
     assert offenders == []
+
+
+def test_cancelled_is_a_base_exception_that_except_exception_does_not_catch() -> None:
+    assert issubclass(eddic.Cancelled, BaseException)
+    assert not issubclass(eddic.Cancelled, Exception)
+    assert issubclass(eddic.WorkflowCancelled, eddic.WorkflowFailed)
+    assert eddic.Cancelled is eddic.kernel.Cancelled

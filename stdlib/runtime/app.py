@@ -25,6 +25,7 @@ from ..kernel import (
     EddicError,
     InstanceExists,
     InstanceNotFound,
+    WorkflowCancelled,
     WorkflowFailed,
 )
 from ..serde import dumps, from_jsonable, to_jsonable
@@ -357,7 +358,36 @@ class App(Serving):
         if status == "failed":
             error = info["error"] or {}
             raise WorkflowFailed(error.get("type", "?"), error.get("message", ""))
+        if status == "cancelled":
+            error = info["error"] or {}
+            raise WorkflowCancelled(error.get("reason"))
         raise EddicError(f"instance {instance_id!r} has not finished (status {status!r})")
+
+    def cancel(self, instance_id: str, reason: str | None = None, *, inline: bool = True) -> bool:
+        """Cancel an instance: ``Cancelled(reason)`` is thrown into the workflow at its current
+        yield (design §8). True when the cancel is recorded (durably, before this returns; a
+        repeated cancel is recorded already), False when the instance had finished;
+        ``InstanceNotFound`` for an unknown id. Like ``send_event``, the instance then runs
+        here until it waits or ends, unless ``inline=False`` or another worker holds it (that
+        worker sees the cancel at its next step)."""
+        self._ready()
+        validate.name(instance_id, "instance_id")
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"the reason of a cancel must be a string or None, got {reason!r}")
+        status = self.storage.request_cancel(instance_id, reason, utcnow())
+        if status is None:
+            raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
+        if status in _FINISHED:
+            return False
+        # Durable from here on: nothing that goes wrong running the instance is raised.
+        self._worker.note_cancel(instance_id)
+        if inline:
+            name = self.storage.workflow_name(instance_id)
+            if name is not None:
+                self._advance(instance_id, name, utcnow())
+        else:
+            self._wake.set()
+        return True
 
     def retry(self, instance_id: str) -> bool:
         """Run an instance now: a parked one without waiting for its retry time, or any

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ..kernel import Failure
+from ..kernel import Cancelled, Failure
 
 
 def is_exit_request(exc: BaseException) -> bool:
@@ -31,6 +31,9 @@ def error_json(error: BaseException, compensation_errors: Sequence[Failure] = ()
         "message": failure.message,
         "traceback": failure.traceback,
     }
+    if isinstance(error, Cancelled):  # by its public name, with the reason given to cancel()
+        out["type"] = "eddic.Cancelled"
+        out["reason"] = error.reason
     if compensation_errors:
         out["compensation_errors"] = [
             {"type": f.type, "message": f.message, "attempts": f.attempts}

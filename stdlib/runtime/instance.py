@@ -17,6 +17,7 @@ from ..errors import SerializationError
 from ..kernel import (
     RUN_TO_COMPLETION,
     CallActivity,
+    Cancel,
     Interpreter,
     Phase,
     Record,
@@ -53,6 +54,8 @@ class LiveInstance:
     # from it, as a replay would
     recorded_args: dict[int, dict[str, Any]] = field(default_factory=dict)
     written: dict[str, Any] = field(default_factory=dict)  # columns committed under this lease
+    # a cancel asked (App.cancel) and not fed to the interpreter yet: (reason,)
+    cancel_asked: tuple[str | None] | None = None
     lease_until: datetime | None = None  # lock_expires_at as last written by this worker
 
     @classmethod
@@ -108,6 +111,8 @@ class LiveInstance:
             status = "completed"
         elif phase is Phase.FAILED:
             status = "failed"
+        elif phase is Phase.CANCELLED:
+            status = "cancelled"
         elif phase is Phase.COMPENSATING:
             status = "compensating"
         elif run:
@@ -154,6 +159,11 @@ class LiveInstance:
                         None,
                         None,
                     )
+                )
+            elif isinstance(record, Cancel):  # no seq of its own: 0, which no command has
+                reason = None if record.reason is None else dumps(record.reason)
+                out.append(
+                    (iid, self.pos, 0, "cancel", None, None, None, record.at, None, reason, None)
                 )
             else:
                 failure = record.failure

@@ -24,6 +24,7 @@ from ..codec import decode_records, event_to_json
 from ..decorators import Workflow, find_workflow
 from ..errors import SerializationError
 from ..kernel import (
+    Cancel,
     NonDeterminismError,
     Phase,
     Scheduled,
@@ -69,6 +70,9 @@ class Worker(Activities):
         self._unparked: dict[str, tuple[int, datetime, str]] = {}
         self._keeper = LeaseKeeper(storage)
         self._bodies = BodyPool(activity_threads)
+        # cancels asked in this process, for instances its drivers may be running (the ids; the
+        # reason is the stored one: the first request's, whoever asked it)
+        self._cancels: dict[str, None] = {}
         self._wake = wake
         _WORKERS.add(self)
 
@@ -168,6 +172,7 @@ class Worker(Activities):
         # What the row holds now, so that the first step clears a park's error and retry time.
         live.written = {"error": row["error"], "retry_after": row["retry_after"]}
         live.lease_until = None  # renewed by the first step
+        _note_cancel(live, row)
         self._drive(live, stop, catch_up=replayed)
         return 1
 
@@ -264,6 +269,14 @@ class Worker(Activities):
                     now = utcnow()
                     self._commit(live, self._step(live, records, {}, now), now)
             while not live.interp.finished:
+                if self._cancels and live.instance_id in self._cancels:
+                    del self._cancels[live.instance_id]
+                    if live.interp.cancel is None:
+                        reason = self.storage.get_instance(live.instance_id)["cancel_reason"]
+                        live.cancel_asked = (reason if isinstance(reason, str) else None,)
+                if live.cancel_asked is not None:
+                    self._apply_cancel(live)
+                    continue
                 stopping = stop is not None and stop.is_set()
                 if stopping and not running:
                     self._hand_back(live, utcnow())
@@ -298,6 +311,7 @@ class Worker(Activities):
                 live.epoch = got[0]
                 live.written = {}
                 live.lease_until = None
+                _note_cancel(live, got[1])
         except LeaseLost as exc:
             log.warning("%s", exc)
             self._cache.pop(live.instance_id, None)
@@ -308,6 +322,29 @@ class Worker(Activities):
         finally:
             if running:
                 self.abandon_bodies(running)
+
+    def note_cancel(self, instance_id: str) -> None:
+        """A cancel of ``instance_id`` was recorded in this process: a driver running it here
+        throws it in at its next step (or within a second while activities run among others)."""
+        cancels = self._cancels
+        cancels[instance_id] = None
+        while len(cancels) > 10_000:  # instances this process never runs: the oldest go
+            del cancels[next(iter(cancels))]
+
+    def _apply_cancel(self, live: LiveInstance) -> StepWrite:
+        """Feed the asked cancel and commit it with what the code decides after it, clearing
+        the request; a cancel the interpreter has already seen is only cleared."""
+        (reason,) = live.cancel_asked or (None,)
+        live.cancel_asked = None
+        now = utcnow()
+        records: list[Any] = []
+        if live.interp.cancel is None:
+            record = Cancel(now, reason)
+            live.interp.feed(record)
+            records = [record, *live.interp.decide()]
+        step = self._step(live, records, {}, now)
+        step.columns["cancel_requested_at"] = None
+        return self._commit(live, step, now)
 
     def _new_step(self, live: LiveInstance) -> StepWrite:
         """An empty step of ``live``, fenced by this worker's lease on it."""
@@ -440,7 +477,7 @@ class Worker(Activities):
             except SerializationError as exc:
                 columns["status"] = "failed"
                 columns["error"] = dumps(error_json(exc))
-        elif interp.phase is Phase.FAILED:
+        elif interp.phase is Phase.FAILED or interp.phase is Phase.CANCELLED:
             assert interp.error is not None
             columns["error"] = dumps(error_json(interp.error, interp.compensation_errors))
         else:
@@ -500,6 +537,13 @@ class Worker(Activities):
                     cache.popitem(last=False)
         if not self._wake.is_set():
             self._wake.set()
+
+
+def _note_cancel(live: LiveInstance, row: dict[str, Any]) -> None:
+    """Whether ``row`` (the instance as stored) asks for a cancel its interpreter has not seen."""
+    if row.get("cancel_requested_at") is not None:
+        reason = row.get("cancel_reason")
+        live.cancel_asked = (loads(reason) if isinstance(reason, str) else None,)
 
 
 def _not_begun(live: LiveInstance) -> list[tuple[int, int, int, datetime | None, str | None]]:

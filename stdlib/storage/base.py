@@ -159,6 +159,12 @@ class Store(Protocol):
     def unpark(self, instance_id: str, now: datetime) -> str | None:
         """Make an unfinished instance due now; its status, or None when there is none."""
 
+    def request_cancel(self, instance_id: str, reason: str | None, now: datetime) -> str | None:
+        """Record a cancel request (``cancel_reason``, ``cancel_requested_at``) and make the
+        instance due now, waking a worker; its status, or None when there is none. A finished
+        instance, or one asked before, is left as it is. A worker that holds the instance's
+        lease sees the request at its next step, or when it releases the lease (``woke``)."""
+
     # -- work --
     def claim(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _MARKER = "eddic"
 _FINISHED = "('completed','failed','cancelled')"
 
@@ -85,6 +85,14 @@ _V3 = ["CREATE TABLE workers (owner text PRIMARY KEY, since timestamptz NOT NULL
 _V4 = ["ALTER TABLE attempts ADD COLUMN details text"]
 
 
+# v5: cancel requests (``request_cancel``): the reason, kept, and the time of a request the
+# instance has not seen yet, which the worker clears in the step that throws Cancelled in.
+_V5 = [
+    "ALTER TABLE instances ADD COLUMN cancel_reason text",
+    "ALTER TABLE instances ADD COLUMN cancel_requested_at timestamptz",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Any], None]:
     def migration(cur: Any) -> None:
         for statement in statements:
@@ -98,6 +106,7 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {
     2: _run(_V2),
     3: _run(_V3),
     4: _run(_V4),
+    5: _run(_V5),
 }
 
 

@@ -70,11 +70,13 @@ _ATTEMPTS_DONE = "DELETE FROM attempts WHERE instance_id = %s AND seq = ANY(%s)"
 # An event that reached the mailbox while the step worked wakes the instance again, and the
 # listeners with it (one row, one NOTIFY: none when no event is waiting).
 _WOKE = (
-    "WITH w AS (UPDATE instances SET wake_at = %s WHERE instance_id = %s AND EXISTS ("
+    "WITH w AS (UPDATE instances SET wake_at = %s WHERE instance_id = %s AND ("
+    "cancel_requested_at IS NOT NULL OR EXISTS ("
     "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
     "AND m.event_type = w.event_type WHERE m.instance_id = %s "
-    "AND m.consumed_seq IS NULL) RETURNING 1) SELECT pg_notify(%s, '') FROM w"
+    "AND m.consumed_seq IS NULL)) RETURNING 1) SELECT pg_notify(%s, '') FROM w"
 )
+_FINISHED = ("completed", "failed", "cancelled")
 _NOTIFY = "SELECT pg_notify(%s, '')"
 
 
@@ -185,7 +187,7 @@ def write_rows(
         cur.execute(_ATTEMPTS_DONE, [iid, list(step.attempts_done)])
     step.woke = False  # set afresh: a unit run again after a lost connection runs this again
     woke: Cursor | None = None
-    if step.release and step.columns.get("status") == "waiting_for_event":
+    if step.release and step.columns.get("status") not in _FINISHED:
         woke = cur.connection.cursor()
         # notifies by itself when it wakes the instance (a second NOTIFY of the same channel
         # and payload in one transaction is delivered once)

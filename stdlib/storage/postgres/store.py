@@ -20,6 +20,7 @@ import psycopg
 
 from ...clock import from_text
 from ...kernel import Event, InstanceNotFound
+from ...serde import dumps
 from ..base import Store, Stored
 from ..sqlite.public_rows import HISTORY_FIELDS, decoded_history, public_instance
 from ..step import StepWrite, step_columns
@@ -433,6 +434,29 @@ class PostgresStorage:
             return cur.rowcount == 1
 
         return self.units.run(work, notify=(lambda done: done) if notify else None)
+
+    def request_cancel(self, instance_id: str, reason: str | None, now: datetime) -> str | None:
+        """Record a cancel request and make the instance due now; its status, or None."""
+
+        def work(cur: Cursor) -> tuple[str, bool] | None:
+            cur.execute(
+                "SELECT status, cancel_reason FROM instances WHERE instance_id = %s FOR UPDATE",
+                [instance_id],
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            requested = row[0] not in ("completed", "failed", "cancelled") and row[1] is None
+            if requested:
+                cur.execute(
+                    "UPDATE instances SET cancel_reason = %s, cancel_requested_at = %s, "
+                    "retry_after = NULL, wake_at = %s WHERE instance_id = %s",
+                    [dumps(reason), now, now, instance_id],
+                )
+            return str(row[0]), requested
+
+        done = self.units.run(work, notify=lambda result: result is not None and result[1])
+        return None if done is None else done[0]
 
     def unpark(self, instance_id: str, now: datetime) -> str | None:
         """Make an instance due now (``App.retry``); its status, or None when there is none."""

@@ -199,6 +199,9 @@ def public_instance(row: Mapping[str, Any]) -> dict[str, Any]:
         "lock_expires_at": c.time("lock_expires_at"),
         "lock_timeout_seconds": c.raw("lock_timeout_seconds"),
         "service_name": c.raw("service_name"),
+        # the reason given to App.cancel, once it was asked (kept after the cancel is seen)
+        "cancel_reason": c.json("cancel_reason"),
+        "cancel_requested": row.get("cancel_reason") is not None,
     }
 
 
@@ -235,8 +238,10 @@ def _decoded_record(item: dict[str, Any]) -> dict[str, Any]:
     c = _Columns(item, item["instance_id"], history_record(item["pos"], item["seq"]))
     c.integer("pos")
     c.integer("seq")
-    if item["record"] not in ("scheduled", "resolved"):
-        raise c.damaged("record", f"holds {_held(item['record'])}, not scheduled or resolved")
+    if item["record"] not in ("scheduled", "resolved", "cancel"):
+        raise c.damaged(
+            "record", f"holds {_held(item['record'])}, not scheduled, resolved or cancel"
+        )
     if item["record"] == "scheduled":
         c.text("kind")  # the timeline and replay match commands by kind and name
         c.text("name")

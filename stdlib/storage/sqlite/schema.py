@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: History rows have ``id = instance key << POS_BITS | pos``: one instance's records are contiguous
 #: and a new instance's are appended at the end of the table (see ``_v2_cluster_history``).
@@ -169,8 +169,18 @@ def _v3_heartbeat_details(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN details TEXT")
 
 
+def _v4_cancel_requests(db: sqlite_utils.Database) -> None:
+    """``instances.cancel_reason`` and ``cancel_requested_at``: ``App.cancel`` records the
+    request there (durable before it returns); the worker that next runs the instance throws
+    ``Cancelled`` in and clears ``cancel_requested_at`` in the same step, keeping the reason.
+    Existing rows have neither."""
+    db.execute("ALTER TABLE instances ADD COLUMN cancel_reason TEXT")
+    db.execute("ALTER TABLE instances ADD COLUMN cancel_requested_at TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
     2: _v2_cluster_history,
     3: _v3_heartbeat_details,
+    4: _v4_cancel_requests,
 }

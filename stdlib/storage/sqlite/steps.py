@@ -21,6 +21,8 @@ from ...errors import EddicError, LeaseLost
 from ..step import StepWrite, step_columns
 from .schema import MAX_POS, POS_BITS
 
+_FINISHED = ("completed", "failed", "cancelled")
+
 
 def _column_texts(columns: dict[str, Any]) -> dict[str, Any]:
     """Columns as stored: times as fixed-width UTC texts (so that text order is time order)."""
@@ -82,6 +84,10 @@ _RESOLVED_VALUE = (
     "INSERT INTO history (id, instance_id, pos, seq, record, at, value) "
     "VALUES (?,?,?,?,'resolved',?,?)"
 )
+_CANCEL = (
+    "INSERT INTO history (id, instance_id, pos, seq, record, at, value) "
+    "VALUES (?,?,?,?,'cancel',?,?)"
+)
 _RESOLVED_FAILURE = (
     "INSERT INTO history (id, instance_id, pos, seq, record, at, failure) "
     "VALUES (?,?,?,?,'resolved',?,?)"
@@ -137,6 +143,8 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
                 execute(_SCHEDULED, (key, iid, pos, seq, kind, name, args, at))
             else:
                 execute(_SCHEDULED_DEADLINE, (key, iid, pos, seq, kind, name, args, at, deadline))
+        elif record == "cancel":
+            execute(_CANCEL, (key, iid, pos, seq, at, value))
         elif failure is None:
             execute(_RESOLVED_VALUE, (key, iid, pos, seq, at, value))
         else:
@@ -173,14 +181,21 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             "DELETE FROM attempts WHERE instance_id = ? AND seq = ?",
             [(iid, seq) for seq in step.attempts_done],
         )
-    if step.release and step.columns.get("status") == "waiting_for_event":
-        # An event that reached the mailbox while we worked must wake the instance again.
+    status = step.columns.get("status")
+    if step.release and status not in _FINISHED:
+        # An event that reached the mailbox while we worked, or a cancel asked meanwhile, must
+        # wake the instance again.
         ready = cur.execute(
-            "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
-            "AND m.event_type = w.event_type WHERE m.instance_id = ? "
-            "AND m.consumed_seq IS NULL LIMIT 1",
+            "SELECT 1 FROM instances WHERE instance_id = ? AND cancel_requested_at IS NOT NULL",
             [iid],
         ).fetchone()
+        if ready is None and status == "waiting_for_event":
+            ready = cur.execute(
+                "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
+                "AND m.event_type = w.event_type WHERE m.instance_id = ? "
+                "AND m.consumed_seq IS NULL LIMIT 1",
+                [iid],
+            ).fetchone()
         step.woke = ready is not None  # set afresh: a group commit may run this twice
         if ready:
             cur.execute(

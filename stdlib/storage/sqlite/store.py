@@ -25,6 +25,7 @@ import sqlite_utils
 from ...clock import from_text, to_text, utcnow
 from ...errors import StorageError
 from ...kernel import Event, InstanceNotFound
+from ...serde import dumps
 from ..base import Stored
 from ..step import StepWrite, creates_work, leaves_work, step_columns
 from . import claims, mailbox, steps
@@ -590,6 +591,26 @@ class Storage:
             parked = cursor.rowcount == 1
         self._ring(parked)  # its retry time is a new wake time for the serving workers
         return parked
+
+    def request_cancel(self, instance_id: str, reason: str | None, now: datetime) -> str | None:
+        """Record a cancel request (``App.cancel``) and make the instance due now; returns its
+        status (a finished one is left alone; a second request keeps the first's reason and
+        changes nothing), or None when there is no such instance."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status, cancel_reason FROM instances WHERE instance_id = ?", [instance_id]
+            ).fetchone()
+            if row is None:
+                return None
+            requested = row[0] not in ("completed", "failed", "cancelled") and row[1] is None
+            if requested:
+                db.execute(
+                    "UPDATE instances SET cancel_reason = ?, cancel_requested_at = ?, "
+                    "retry_after = NULL, wake_at = ? WHERE instance_id = ?",
+                    [dumps(reason), to_text(now), to_text(now), instance_id],
+                )
+        self._ring(requested)
+        return str(row[0])
 
     def unpark(self, instance_id: str, now: datetime) -> str | None:
         """Make an instance due now (``App.retry``): clear ``retry_after`` and set its wake time.
