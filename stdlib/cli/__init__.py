@@ -26,6 +26,7 @@ from .commands import (
     EXIT_ERROR,
     EXIT_OK,
     Session,
+    cmd_cancel,
     cmd_check,
     cmd_list,
     cmd_outbox,
@@ -147,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("retry", "run a parked (or due) instance now (needs its code: --import)", cmd_retry)
     p.add_argument("instance_id", metavar="ID")
+
+    p = command(
+        "cancel",
+        "cancel an instance (with --import its code runs here now; else a worker runs it)",
+        cmd_cancel,
+    )
+    p.add_argument("instance_id", metavar="ID")
+    p.add_argument("--reason", default=None, help="why: Cancelled.reason, kept on the instance")
 
     p = command("outbox", "list the outbox; retry or discard failed rows", cmd_outbox)
     p.add_argument("--status", action="append", help="only these (default: pending,failed)")

@@ -486,6 +486,30 @@ def cmd_retry(session: Session, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cancel(session: Session, args: argparse.Namespace) -> int:
+    app = session.writer()
+    try:
+        info = app.get_instance(args.instance_id)  # InstanceNotFound for an unknown id
+        try:
+            get_workflow(info["workflow_name"])
+            here = True  # its code is loaded (--import): the cancel runs here, now
+        except EddicError:
+            here = False  # left to a serving worker that has the code
+        recorded = app.cancel(args.instance_id, args.reason, inline=here)
+        after = app.get_instance(args.instance_id)
+    finally:
+        app.shutdown()
+    iid = after["instance_id"]
+    if not recorded:
+        print(escape(f"{iid} is already {after['status']}: nothing to cancel"))
+        return EXIT_OK
+    if after["status"] in FINISHED or here:
+        print(escape(f"cancelled {iid}: now {after['status']}"))
+    else:
+        print(escape(f"cancel of {iid} recorded: a worker with its code throws it in next"))
+    return EXIT_OK
+
+
 def _require_code(workflow_name: str) -> None:
     """Running an instance needs its workflow's code in this process (``--import``)."""
     try:

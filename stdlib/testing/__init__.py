@@ -281,6 +281,11 @@ class WorkflowEnvironment:
     def send_event(self, event_type: str, data: Any = None, **options: Any) -> list[str]:
         return self.app.send_event(event_type, data, **options)
 
+    def cancel(self, instance_id: str, reason: str | None = None) -> bool:
+        """``App.cancel``: ``Cancelled(reason)`` is thrown in at the instance's current yield,
+        here and now (its compensations, or its clean-up, run at once)."""
+        return self.app.cancel(instance_id, reason)
+
     def result(self, instance_id: str) -> Any:
         return self.app.result(instance_id)
 

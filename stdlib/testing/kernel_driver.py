@@ -30,6 +30,7 @@ from ..context import WorkflowContext
 from ..decorators import Workflow
 from ..kernel import (
     RUN_TO_COMPLETION,
+    Cancel,
     EddicError,
     Event,
     Failure,
@@ -91,7 +92,8 @@ class WorkflowDriver:
 
     @property
     def status(self) -> str:
-        """``completed``, ``failed``, ``compensating`` or ``running`` (the kernel's phase)."""
+        """``completed``, ``failed``, ``cancelled``, ``compensating`` or ``running`` (the
+        kernel's phase)."""
         return self.interp.phase.value
 
     @property
@@ -149,6 +151,11 @@ class WorkflowDriver:
         self._feed(Resolved(pending.seq, self.now, event))
         return event
 
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel the instance: ``Cancelled(reason)`` is thrown in at its current yield (what
+        it waits on is abandoned), as ``App.cancel`` does."""
+        self._feed(Cancel(self.now, reason))
+
     def advance(self, by: float | timedelta) -> datetime:
         """Move time forward, firing each timer and event deadline it passes at its own time."""
         delta = by if isinstance(by, timedelta) else timedelta(seconds=by)
@@ -190,7 +197,7 @@ class WorkflowDriver:
             + f"; it waits on: {', '.join(self.waiting_on) or 'nothing'}"
         )
 
-    def _feed(self, record: Resolved) -> None:
+    def _feed(self, record: Resolved | Cancel) -> None:
         self.history.append(record)
         self.interp.feed(record)
         self._decide()
