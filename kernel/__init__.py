@@ -8,6 +8,7 @@ from .commands import (
     ActivityRef,
     All,
     CallActivity,
+    CallWorkflow,
     Command,
     Compensable,
     First,
@@ -16,11 +17,13 @@ from .commands import (
     SleepUntil,
     WaitEvent,
     activity_name,
+    child_instance_id,
 )
 from .context import EDDIC_NAMESPACE, Context, derived_uuid
 from .errors import (
     ActivityFailed,
     Cancelled,
+    ChildWorkflowFailed,
     EddicError,
     EventTimeout,
     InstanceExists,
@@ -42,8 +45,10 @@ __all__ = [
     "ActivityRef",
     "All",
     "CallActivity",
+    "CallWorkflow",
     "Cancel",
     "Cancelled",
+    "ChildWorkflowFailed",
     "Command",
     "Compensable",
     "Context",
@@ -70,5 +75,6 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowFailed",
     "activity_name",
+    "child_instance_id",
     "derived_uuid",
 ]

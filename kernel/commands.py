@@ -184,6 +184,37 @@ class Publish(Command):
 
 
 @dataclass(frozen=True, init=False)
+class CallWorkflow(Command):
+    """Run ``workflow`` as a child instance of its own; its value is the child's result.
+
+    ``workflow`` is a workflow (anything with a ``name``) or its registered name. The child's id
+    is ``instance_id``, or one derived from the parent's id and this command's seq
+    (:func:`child_instance_id`), so a replay names the same child. A child that fails or is
+    cancelled throws ``ChildWorkflowFailed``; a child abandoned by ``First`` (or by a cancel of
+    the parent) is cancelled.
+    """
+
+    workflow: Any
+    input: Any
+    instance_id: str | None
+
+    def __init__(self, workflow: Any, input: Any = None, *, instance_id: str | None = None) -> None:
+        if not activity_name(workflow):
+            raise ValueError(f"CallWorkflow needs a workflow with a name, got {workflow!r}")
+        if instance_id is not None:
+            if not isinstance(instance_id, str):
+                raise TypeError(f"CallWorkflow instance_id must be a string, got {instance_id!r}")
+            if not instance_id:
+                raise ValueError("CallWorkflow instance_id must not be empty")
+        self.__dict__.update(workflow=workflow, input=input, instance_id=instance_id)
+
+
+def child_instance_id(parent_id: str, seq: int) -> str:
+    """The id of the child a parent starts at ``seq`` without naming it: ``<parent>/<seq>``."""
+    return f"{parent_id}/{seq}"
+
+
+@dataclass(frozen=True, init=False)
 class All(Command):
     """Wait for every command; the value is the list of results in argument order."""
 

@@ -73,6 +73,25 @@ class WorkflowFailed(EddicError):
         return (type(self), (self.type, self.message))
 
 
+class ChildWorkflowFailed(EddicError):
+    """A child workflow (``CallWorkflow``) failed or was cancelled.
+
+    ``instance_id`` and ``workflow`` name the child; ``type`` and ``message`` are its error's
+    (``eddic.Cancelled`` for a cancelled child). Built from the recorded failure, so a first run
+    and every replay throw the same thing.
+    """
+
+    def __init__(self, instance_id: str, workflow: str, type: str, message: str) -> None:
+        super().__init__(f"child workflow {workflow!r} ({instance_id!r}) failed: {type}: {message}")
+        self.instance_id = instance_id
+        self.workflow = workflow
+        self.type = type
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.instance_id, self.workflow, self.type, self.message))
+
+
 class WorkflowCancelled(WorkflowFailed):
     """``App.result`` of an instance that ended ``cancelled``; ``reason`` is the cancel's."""
 

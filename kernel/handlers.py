@@ -13,14 +13,26 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .commands import All, CallActivity, First, Publish, Sleep, SleepUntil, WaitEvent, activity_name
+from .commands import (
+    All,
+    CallActivity,
+    CallWorkflow,
+    First,
+    Publish,
+    Sleep,
+    SleepUntil,
+    WaitEvent,
+    activity_name,
+    child_instance_id,
+)
 from .context import derived_uuid
-from .errors import ActivityFailed, EventTimeout
+from .errors import ActivityFailed, ChildWorkflowFailed, EventTimeout
 from .history import Failure
 from .waits import Leaf
 
 __all__ = [
     "ARGS",
+    "CANCELLED_ON_ABANDON",
     "COMBINATORS",
     "FAILURES",
     "LEAVES",
@@ -68,21 +80,31 @@ def _publish(cmd: Publish, now: datetime) -> Spec:
     return ("publish", cmd.event_type, None)
 
 
+def _call_workflow(cmd: CallWorkflow, now: datetime) -> Spec:
+    return ("child", activity_name(cmd.workflow), None)
+
+
 LEAVES: dict[type[Any], Callable[[Any, datetime], Spec]] = {
     CallActivity: _call_activity,
     Sleep: _sleep,
     SleepUntil: _sleep_until,
     WaitEvent: _wait_event,
     Publish: _publish,
+    CallWorkflow: _call_workflow,
 }
 
-#: The ``args`` of a new Scheduled record, per command class.
-ARGS: dict[type[Any], Callable[[Any], Any]] = {
-    CallActivity: lambda cmd: {"args": cmd.args, "kwargs": dict(cmd.kwargs)},
-    Sleep: lambda cmd: {"seconds": cmd.seconds},
-    SleepUntil: lambda cmd: {"until": cmd.when.isoformat()},
-    WaitEvent: lambda cmd: {"timeout": cmd.timeout},
-    Publish: lambda cmd: {"data": cmd.data, "source": cmd.source},
+#: The ``args`` of a new Scheduled record, per command class, from the command, the instance's
+#: id and the command's seq (a child's id is derived from them).
+ARGS: dict[type[Any], Callable[[Any, str, int], Any]] = {
+    CallActivity: lambda cmd, iid, seq: {"args": cmd.args, "kwargs": dict(cmd.kwargs)},
+    Sleep: lambda cmd, iid, seq: {"seconds": cmd.seconds},
+    SleepUntil: lambda cmd, iid, seq: {"until": cmd.when.isoformat()},
+    WaitEvent: lambda cmd, iid, seq: {"timeout": cmd.timeout},
+    Publish: lambda cmd, iid, seq: {"data": cmd.data, "source": cmd.source},
+    CallWorkflow: lambda cmd, iid, seq: {
+        "input": cmd.input,
+        "instance_id": cmd.instance_id or child_instance_id(iid, seq),
+    },
 }
 
 #: Combinators: how a node settles once its children do.
@@ -95,6 +117,10 @@ SELF_RESOLVING: dict[str, Callable[[str, int], Any]] = {
 
 #: Kinds that run to completion even when abandoned (the rest are cancelled).
 RUN_TO_COMPLETION = frozenset({"activity", "compensation"})
+
+#: Kinds whose cancellation, when abandoned, the host must carry out (a child instance runs
+#: elsewhere): the interpreter lists them in ``Interpreter.abandoned`` for the host to take.
+CANCELLED_ON_ABANDON = frozenset({"child"})
 
 
 class ActivityTraceback(Exception):
@@ -121,9 +147,16 @@ def _event_timeout(leaf: Leaf, failure: Failure) -> BaseException:
     return EventTimeout(leaf.name, leaf.deadline)
 
 
+def _child_failed(leaf: Leaf, failure: Failure) -> BaseException:
+    record = leaf.record
+    child = record.args.get("instance_id") if record is not None else None
+    return ChildWorkflowFailed(str(child), leaf.name, failure.type, failure.message)
+
+
 #: How a recorded failure of each kind is thrown into the workflow.
 FAILURES: dict[str, Callable[[Leaf, Failure], BaseException]] = {
     "activity": _activity_failed,
     "compensation": _activity_failed,
     "event": _event_timeout,
+    "child": _child_failed,
 }

@@ -67,6 +67,7 @@ from .context import Context, derived_uuid
 from .errors import Cancelled, EddicError, NonDeterminismError
 from .handlers import (
     ARGS,
+    CANCELLED_ON_ABANDON,
     COMBINATORS,
     FAILURES,
     LEAVES,
@@ -152,6 +153,8 @@ class Interpreter:
         self._stack: list[CallActivity] = []
         self._broken: str | None = None  # why this interpreter refuses input, once it does
         self.cancel: Cancel | None = None  # the Cancel fed, once one is
+        # abandoned leaves of CANCELLED_ON_ABANDON kinds (children), for the host to cancel
+        self.abandoned: list[Pending] = []
         self._observer = observer
         self._check = check
 
@@ -236,7 +239,7 @@ class Interpreter:
                     leaf.seq,
                     leaf.kind,
                     leaf.name,
-                    ARGS[type(leaf.command)](leaf.command),
+                    ARGS[type(leaf.command)](leaf.command, self.instance_id, leaf.seq),
                     self._clock,
                     leaf.deadline,
                 )
@@ -467,8 +470,10 @@ class Interpreter:
     def _abandon(self, leaf: Leaf) -> None:
         leaf.node = None  # its outcome, when it comes, is ignored
         if leaf.kind not in RUN_TO_COMPLETION:
-            self._leaves.pop(leaf.seq, None)  # a timer or event wait: cancelled
+            self._leaves.pop(leaf.seq, None)  # a timer, event wait or child: cancelled
             self._pending = None
+            if leaf.kind in CANCELLED_ON_ABANDON and leaf.record is not None:
+                self.abandoned.append(Pending(leaf.seq, leaf.command, leaf.record))
 
     # -- driving the generator ------------------------------------------------------------------
 

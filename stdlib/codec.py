@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from .clock import from_text, to_text
-from .decorators import find_activity
+from .decorators import find_activity, find_workflow
 from .errors import SerializationError
 from .kernel import (
     RUN_TO_COMPLETION,
+    CallWorkflow,
     Cancel,
     Command,
     Event,
@@ -23,6 +24,7 @@ from .kernel import (
     Record,
     Resolved,
     Scheduled,
+    activity_name,
 )
 from .serde import from_jsonable, loads, to_jsonable
 
@@ -42,7 +44,29 @@ def check_command(command: Command) -> Command | None:
         except SerializationError as exc:
             raise TypeError(str(exc)) from None
         return Publish(command.event_type, data, command.source)
+    if type(command) is CallWorkflow:
+        return CallWorkflow(command.workflow, child_input(command), instance_id=command.instance_id)
     return None
+
+
+def child_input(command: CallWorkflow) -> Any:
+    """The input of a child as JSON data, checked as ``App.start`` checks one when the child's
+    workflow is registered here (a ``ValueError``/``TypeError`` thrown in at the yield)."""
+    name = activity_name(command.workflow)
+    wf = find_workflow(name)
+    what = f"the input of child workflow {name!r}"
+    try:
+        if wf is None:
+            return to_jsonable(command.input, what=what)
+        if wf.input_param is None:
+            if command.input is not None:
+                raise TypeError(f"workflow {name!r} takes no input, got {command.input!r}")
+            return None
+        return to_jsonable(
+            wf.input_adapter.validate_python(command.input), wf.input_adapter, what=what
+        )
+    except SerializationError as exc:
+        raise TypeError(str(exc)) from None
 
 
 def failure_json(failure: Failure) -> dict[str, Any]:
@@ -94,6 +118,11 @@ def decode_value(kind: str, name: str, data: Any) -> Any:
         return from_jsonable(data, act.result_adapter, what=f"the recorded result of {name!r}")
     if kind == "event" and isinstance(data, dict):
         return event_from_json(data)
+    if kind == "child":
+        wf = find_workflow(name)
+        if wf is None:
+            return data
+        return from_jsonable(data, wf.result_adapter, what=f"the recorded result of {name!r}")
     return data
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from .kernel import (
     ActivityFailed,
     Cancelled,
+    ChildWorkflowFailed,
     EddicError,
     EventTimeout,
     InstanceExists,
@@ -92,6 +93,7 @@ __all__ = [
     "ActivityFailed",
     "ActivityTimeout",
     "Cancelled",
+    "ChildWorkflowFailed",
     "CliError",
     "DamagedRecord",
     "EddicError",

@@ -27,6 +27,8 @@ EXPECTED = {
     "ActivityTimeout",
     "Cancelled",
     "WorkflowCancelled",
+    "CallWorkflow",
+    "ChildWorkflowFailed",
     "WorkflowFailed",
     "EventTimeout",
     "NonDeterminismError",

@@ -30,6 +30,7 @@ from ..kernel import (
 )
 from ..serde import dumps, from_jsonable, to_jsonable
 from ..storage import StepWrite, open_store
+from . import events
 from .faults import is_exit_request
 from .instance import LiveInstance
 from .outbox import relay
@@ -481,6 +482,11 @@ class App(Serving):
         """
         self._ready()
         validate.name(event_type, "event type")
+        if event_type.startswith(events.RESERVED_PREFIX):
+            raise ValueError(
+                f"event type {event_type!r}: types beginning {events.RESERVED_PREFIX!r} are "
+                "eddic's own (a child workflow's outcome to its parent)"
+            )
         for what, value in (
             ("event id", id),
             ("instance_id", instance_id),

@@ -14,22 +14,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from ..codec import decode_value, event_to_json
 from ..kernel import Event, Failure, Pending, Resolved
+from ..serde import dumps
+
+#: Event types a sender may not use: eddic's own deliveries (a child's outcome to its parent).
+RESERVED_PREFIX = "eddic."
 
 
 class Due(NamedTuple):
-    """What to feed next: the record, the event it delivers, the mailbox row it consumes."""
+    """What to feed next: the record, the JSON text of its value (for history), the mailbox
+    row it consumes."""
 
     resolved: Resolved
-    event: Event | None
+    value_json: str | None
     mailbox_id: int | None
+
+
+def child_event_type(seq: int) -> str:
+    """The mailbox event type a child's outcome reaches its parent's ``CallWorkflow`` under."""
+    return f"{RESERVED_PREFIX}child.{seq}"
+
+
+def wait_type(p: Pending) -> str:
+    """The mailbox event type that resolves ``p`` (a ``WaitEvent`` or a ``CallWorkflow``)."""
+    return p.name if p.kind == "event" else child_event_type(p.seq)
 
 
 def event_types(pending: Sequence[Pending]) -> list[str]:
     """The event types the instance waits on now (its mailbox is read for these only)."""
-    return sorted({p.name for p in pending if p.kind == "event"})
+    return sorted({wait_type(p) for p in pending if p.kind in _MAILBOX_KINDS})
 
 
 _Candidate = tuple[datetime, int, int, Due]  # (when, event first on a tie, seq, what)
@@ -47,6 +63,30 @@ def _timer_due(
     return None
 
 
+def _child_due(
+    p: Pending,
+    mailbox: Mapping[str, Sequence[tuple[int, Event]]],
+    taken: dict[str, int],
+    now: datetime,
+) -> _Candidate | None:
+    queue = mailbox.get(child_event_type(p.seq), ())
+    if not queue:
+        return None
+    mid, event = queue[0]
+    data = event.data if isinstance(event.data, dict) else {}
+    if data.get("status") == "completed":
+        output = data.get("output")
+        value = decode_value("child", p.name, output)
+        return event.time, 0, p.seq, Due(Resolved(p.seq, now, value), dumps(output), mid)
+    found = data.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    failure = Failure(
+        str(error.get("type", "eddic.EddicError")),
+        str(error.get("message", "the child workflow failed")),
+    )
+    return event.time, 0, p.seq, Due(Resolved(p.seq, now, failure=failure), None, mid)
+
+
 def _event_due(
     p: Pending,
     mailbox: Mapping[str, Sequence[tuple[int, Event]]],
@@ -59,7 +99,8 @@ def _event_due(
     if index < len(queue) and (deadline is None or queue[index][1].time <= deadline):
         mid, event = queue[index]
         taken[p.name] = index + 1
-        return event.time, 0, p.seq, Due(Resolved(p.seq, now, event), event, mid)
+        resolved = Resolved(p.seq, now, event)
+        return event.time, 0, p.seq, Due(resolved, dumps(event_to_json(event)), mid)
     if deadline is not None and deadline <= now:
         failure = Failure(
             "eddic.EventTimeout", f"no {p.name!r} event arrived by {deadline.isoformat()}"
@@ -70,7 +111,9 @@ def _event_due(
 
 #: What can fall due by itself, by the kind of the pending command (the rest, activities, are
 #: run by the worker and resolved by their outcome).
-_DUE_BY_KIND = {"timer": _timer_due, "event": _event_due}
+_DUE_BY_KIND = {"timer": _timer_due, "event": _event_due, "child": _child_due}
+#: Kinds resolved through the instance's mailbox.
+_MAILBOX_KINDS = frozenset({"event", "child"})
 
 
 def next_due(

@@ -56,6 +56,7 @@ class LiveInstance:
     written: dict[str, Any] = field(default_factory=dict)  # columns committed under this lease
     # a cancel asked (App.cancel) and not fed to the interpreter yet: (reason,)
     cancel_asked: tuple[str | None] | None = None
+    parent: tuple[str, int] | None = None  # a child's parent: (instance id, seq of the call)
     lease_until: datetime | None = None  # lock_expires_at as last written by this worker
 
     @classmethod
@@ -85,7 +86,7 @@ class LiveInstance:
         """Status, earliest wake time, runnable work and event waits, in one pass."""
         interp = self.interp
         attempts = self.attempts
-        run = timer = False
+        run = timer = child = False
         wake: datetime | None = None
         events: dict[int, Any] = {}
         for p in interp.pending:
@@ -101,6 +102,9 @@ class LiveInstance:
                     wake = backoff
             elif kind == "event":
                 events[p.seq] = p
+            elif kind == "child":  # resolved through the mailbox, like an event
+                events[p.seq] = p
+                child = True
             else:
                 timer = True
             deadline = p.deadline
@@ -117,6 +121,8 @@ class LiveInstance:
             status = "compensating"
         elif run:
             status = "running"
+        elif child:
+            status = "waiting_for_child"
         elif events:
             status = "waiting_for_event"
         elif timer:

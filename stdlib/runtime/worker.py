@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import to_text, utcnow
-from ..codec import decode_records, event_to_json
+from ..codec import decode_records
 from ..decorators import Workflow, find_workflow
 from ..errors import SerializationError
 from ..kernel import (
@@ -173,6 +173,8 @@ class Worker(Activities):
         live.written = {"error": row["error"], "retry_after": row["retry_after"]}
         live.lease_until = None  # renewed by the first step
         _note_cancel(live, row)
+        if row.get("parent_id") is not None:
+            live.parent = (row["parent_id"], int(row["parent_seq"]))
         self._drive(live, stop, catch_up=replayed)
         return 1
 
@@ -201,6 +203,8 @@ class Worker(Activities):
         live.key = row["ikey"]
         _row, rows, attempts, live.waits = self.storage.stored(iid)
         live.interp.replay(decode_records(rows))
+        # The cancels of children abandoned in those steps were written with them.
+        live.interp.abandoned.clear()
         live.pos = len(rows)
         for seq, (started_n, failures, next_at, _last, *rest) in attempts.items():
             live.attempts[seq] = [
@@ -388,7 +392,7 @@ class Worker(Activities):
             return None
         resolved = due.resolved
         live.interp.feed(resolved)
-        values = {} if due.event is None else {resolved.seq: dumps(event_to_json(due.event))}
+        values = {} if due.value_json is None else {resolved.seq: due.value_json}
         step = self._step(live, [resolved, *live.interp.decide()], values, now)
         if due.mailbox_id is not None:
             step.mailbox_consumed.append((due.mailbox_id, resolved.seq))
@@ -430,15 +434,38 @@ class Worker(Activities):
         step = self._new_step(live)
         step.history = live.rows(records, values)
         for record in records:
-            if isinstance(record, Scheduled) and record.kind == "publish":
-                args = record.args
-                step.outbox.append(
-                    self._outbox_row(
-                        live, record.seq, record.name, args["data"], args["source"], now
+            if isinstance(record, Scheduled):
+                if record.kind == "publish":
+                    args = record.args
+                    step.outbox.append(
+                        self._outbox_row(
+                            live, record.seq, record.name, args["data"], args["source"], now
+                        )
                     )
-                )
+                elif record.kind == "child":
+                    step.children.append(self._child_row(live, record))
+        abandoned = live.interp.abandoned
+        if abandoned:  # children the workflow stopped waiting on: cancel them in this step
+            why = dumps(f"its parent {live.instance_id!r} no longer waits on it")
+            step.cancels = [(p.record.args["instance_id"], why) for p in abandoned]
+            abandoned.clear()
         self._fill_state(live, step, now)
         return step
+
+    def _child_row(self, live: LiveInstance, record: Scheduled) -> dict[str, Any]:
+        """The row of a child instance a ``CallWorkflow`` starts: no lease, due now, so any
+        worker with its code claims it; created in the parent's step."""
+        wf = find_workflow(record.name)
+        return {
+            "instance_id": record.args["instance_id"],
+            "workflow_name": record.name,
+            "status": "running",
+            "input_data": dumps(record.args["input"]),
+            "service_name": self.service_name,
+            "lock_timeout_seconds": None if wf is None else wf.lock_timeout_seconds,
+            "parent_id": live.instance_id,
+            "parent_seq": record.seq,
+        }
 
     def _outbox_row(
         self,
@@ -485,12 +512,16 @@ class Worker(Activities):
         waits = survey.events
         if waits or live.waits:
             step.waits_added = [
-                (seq, p.name, p.deadline) for seq, p in waits.items() if seq not in live.waits
+                (seq, events.wait_type(p), p.deadline)
+                for seq, p in waits.items()
+                if seq not in live.waits
             ]
             step.waits_removed = [seq for seq in live.waits if seq not in waits]
         if interp.finished:
             columns["wake_at"] = None
             step.release = True
+            if live.parent is not None:  # a child: its outcome goes to its parent's mailbox
+                step.deliveries.append(self._outcome_for_parent(live, columns))
         else:
             wake = survey.wake_at
             columns["wake_at"] = wake
@@ -508,6 +539,24 @@ class Worker(Activities):
         if step.release or columns.keys() - {"lock_expires_at"}:
             columns["updated_at"] = now
         step.columns = columns
+
+    def _outcome_for_parent(
+        self, live: LiveInstance, columns: dict[str, Any]
+    ) -> tuple[str, str, str, str]:
+        assert live.parent is not None
+        parent_id, parent_seq = live.parent
+        status = columns["status"]
+        payload: dict[str, Any] = {"instance_id": live.instance_id, "status": status}
+        if status == "completed":
+            payload["output"] = loads(columns["output_data"])
+        else:
+            payload["error"] = loads(columns["error"]) if columns.get("error") else None
+        return (
+            parent_id,
+            f"eddic.child:{live.instance_id}",
+            events.child_event_type(parent_seq),
+            dumps(payload),
+        )
 
     def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
         """Renew the lease, unless more than two thirds of it are left (most steps of a run)."""

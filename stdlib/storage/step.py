@@ -42,6 +42,14 @@ class StepWrite:
     attempts: list[tuple[int, int, int, datetime | None, str | None]] = field(default_factory=list)
     attempts_done: list[int] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)
+    # Lifecycle, written in the same transaction: child instances to create (their rows: no
+    # lease, due now; an id that exists is left alone), ...
+    children: list[dict[str, Any]] = field(default_factory=list)
+    # ... a finished child's outcome for its parent's mailbox (parent id, event id, event type,
+    # JSON payload; the parent is made due when it waits on that type), ...
+    deliveries: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # ... and cancels of abandoned children (instance id, reason as JSON), as ``request_cancel``
+    cancels: list[tuple[str, str]] = field(default_factory=list)
     release: bool = False
     woke: bool = False  # set by write_rows: a waited-for event was already in the mailbox
 
@@ -66,6 +74,9 @@ def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
     lease and runs the instance itself inline leaves nothing for anyone else."""
     return bool(
         step.outbox
+        or step.children
+        or step.deliveries
+        or step.cancels
         or columns.get("wake_at") is not None
         or columns.get("retry_after") is not None
         or (

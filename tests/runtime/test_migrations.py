@@ -61,7 +61,7 @@ def _write_v1_copy(source: Path, target: Path) -> None:
     db.table("eddic_meta").insert({"key": "schema_version", "value": "1"})
     for row in instances:
         del row["ikey"]
-        for later in ("cancel_reason", "cancel_requested_at"):  # columns of version 4
+        for later in ("cancel_reason", "cancel_requested_at", "parent_id", "parent_seq"):  # v4
             del row[later]
         db.table("instances").insert(row)
     for row in history:

@@ -87,9 +87,13 @@ _V4 = ["ALTER TABLE attempts ADD COLUMN details text"]
 
 # v5: cancel requests (``request_cancel``): the reason, kept, and the time of a request the
 # instance has not seen yet, which the worker clears in the step that throws Cancelled in.
+# Child workflows: the parent and the seq of its CallWorkflow, where the child's outcome goes.
 _V5 = [
     "ALTER TABLE instances ADD COLUMN cancel_reason text",
     "ALTER TABLE instances ADD COLUMN cancel_requested_at timestamptz",
+    "ALTER TABLE instances ADD COLUMN parent_id text",
+    "ALTER TABLE instances ADD COLUMN parent_seq integer",
+    "CREATE INDEX instances_by_parent ON instances (parent_id) WHERE parent_id IS NOT NULL",
 ]
 
 

@@ -77,6 +77,25 @@ _WOKE = (
     "AND m.consumed_seq IS NULL)) RETURNING 1) SELECT pg_notify(%s, '') FROM w"
 )
 _FINISHED = ("completed", "failed", "cancelled")
+_CHILD = (
+    "INSERT INTO instances (instance_id, workflow_name, status, input_data, created_at, "
+    "updated_at, started_at, service_name, lock_timeout_seconds, lock_epoch, wake_at, "
+    "parent_id, parent_seq) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,%s,%s,%s) "
+    "ON CONFLICT (instance_id) DO NOTHING"
+)
+_DELIVERY = (
+    "INSERT INTO mailbox (instance_id, event_id, event_type, source, time, data) "
+    "VALUES (%s,%s,%s,'eddic',%s,%s) ON CONFLICT (instance_id, event_id) DO NOTHING"
+)
+_DELIVERY_WAKE = (
+    "UPDATE instances SET wake_at = %s WHERE instance_id = %s AND EXISTS "
+    "(SELECT 1 FROM event_waits WHERE instance_id = %s AND event_type = %s)"
+)
+_CANCEL_CHILD = (
+    "UPDATE instances SET cancel_reason = %s, cancel_requested_at = %s, retry_after = NULL, "
+    "wake_at = %s WHERE instance_id = %s AND cancel_reason IS NULL "
+    "AND status NOT IN ('completed', 'failed', 'cancelled')"
+)
 _NOTIFY = "SELECT pg_notify(%s, '')"
 
 
@@ -185,6 +204,31 @@ def write_rows(
         cur.executemany(_ATTEMPTS, [(iid, *a) for a in step.attempts])
     if step.attempts_done:
         cur.execute(_ATTEMPTS_DONE, [iid, list(step.attempts_done)])
+    for c in step.children:
+        cur.execute(
+            _CHILD,
+            [
+                c["instance_id"],
+                c["workflow_name"],
+                c["status"],
+                c["input_data"],
+                now,
+                now,
+                now,
+                c["service_name"],
+                c["lock_timeout_seconds"],
+                now,
+                c["parent_id"],
+                c["parent_seq"],
+            ],
+        )
+    for target, event_id, event_type, payload in step.deliveries:
+        cur.execute(_DELIVERY, [target, event_id, event_type, now, payload])
+        cur.execute(_DELIVERY_WAKE, [now, target, target, event_type])
+    if step.cancels:
+        cur.executemany(
+            _CANCEL_CHILD, [(reason, now, now, child) for child, reason in step.cancels]
+        )
     step.woke = False  # set afresh: a unit run again after a lost connection runs this again
     woke: Cursor | None = None
     if step.release and step.columns.get("status") not in _FINISHED:

@@ -202,6 +202,7 @@ def public_instance(row: Mapping[str, Any]) -> dict[str, Any]:
         # the reason given to App.cancel, once it was asked (kept after the cancel is seen)
         "cancel_reason": c.json("cancel_reason"),
         "cancel_requested": row.get("cancel_reason") is not None,
+        "parent_id": c.raw("parent_id"),  # a child workflow's parent
     }
 
 

@@ -169,18 +169,26 @@ def _v3_heartbeat_details(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN details TEXT")
 
 
-def _v4_cancel_requests(db: sqlite_utils.Database) -> None:
-    """``instances.cancel_reason`` and ``cancel_requested_at``: ``App.cancel`` records the
-    request there (durable before it returns); the worker that next runs the instance throws
+def _v4_lifecycle(db: sqlite_utils.Database) -> None:
+    """Cancellation and child workflows.
+
+    ``instances.cancel_reason`` and ``cancel_requested_at``: ``App.cancel`` records the request
+    there (durable before it returns); the worker that next runs the instance throws
     ``Cancelled`` in and clears ``cancel_requested_at`` in the same step, keeping the reason.
     Existing rows have neither."""
     db.execute("ALTER TABLE instances ADD COLUMN cancel_reason TEXT")
     db.execute("ALTER TABLE instances ADD COLUMN cancel_requested_at TEXT")
+    # child workflows: the parent and the seq of its CallWorkflow (its outcome goes there)
+    db.execute("ALTER TABLE instances ADD COLUMN parent_id TEXT")
+    db.execute("ALTER TABLE instances ADD COLUMN parent_seq INTEGER")
+    db.execute(
+        "CREATE INDEX instances_by_parent ON instances (parent_id) WHERE parent_id IS NOT NULL"
+    )
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
     2: _v2_cluster_history,
     3: _v3_heartbeat_details,
-    4: _v4_cancel_requests,
+    4: _v4_lifecycle,
 }

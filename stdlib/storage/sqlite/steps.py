@@ -125,6 +125,58 @@ def write_heartbeat(
     return cur.rowcount == 1
 
 
+_CHILD_COLUMNS = (
+    "instance_id, workflow_name, status, input_data, created_at, updated_at, started_at, "
+    "service_name, lock_timeout_seconds, lock_epoch, wake_at, parent_id, parent_seq"
+)
+_CHILD = (
+    f"INSERT INTO instances ({_CHILD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,0,?,?,?) "
+    "ON CONFLICT (instance_id) DO NOTHING"
+)
+_DELIVERY = (
+    "INSERT OR IGNORE INTO mailbox (instance_id, event_id, event_type, source, time, data) "
+    "VALUES (?,?,?,'eddic',?,?)"
+)
+_DELIVERY_WAKE = (
+    "UPDATE instances SET wake_at = ? WHERE instance_id = ? AND EXISTS "
+    "(SELECT 1 FROM event_waits WHERE instance_id = ? AND event_type = ?)"
+)
+_CANCEL_CHILD = (
+    "UPDATE instances SET cancel_reason = ?, cancel_requested_at = ?, retry_after = NULL, "
+    "wake_at = ? WHERE instance_id = ? AND cancel_reason IS NULL "
+    "AND status NOT IN ('completed', 'failed', 'cancelled')"
+)
+
+
+def write_lifecycle(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
+    """Children created, a child's outcome delivered to its parent, abandoned children's
+    cancels: in the step's transaction, so a crash never leaves one without the other."""
+    when = to_text(now)
+    for c in step.children:
+        cur.execute(
+            _CHILD,
+            (
+                c["instance_id"],
+                c["workflow_name"],
+                c["status"],
+                c["input_data"],
+                when,
+                when,
+                when,
+                c["service_name"],
+                c["lock_timeout_seconds"],
+                when,
+                c["parent_id"],
+                c["parent_seq"],
+            ),
+        )
+    for target, event_id, event_type, payload in step.deliveries:
+        cur.execute(_DELIVERY, (target, event_id, event_type, when, payload))
+        cur.execute(_DELIVERY_WAKE, (when, target, target, event_type))
+    for child, reason in step.cancels:
+        cur.execute(_CANCEL_CHILD, (reason, when, when, child))
+
+
 def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
     """Everything of the step but the instance's columns."""
     execute = cur.execute
@@ -181,6 +233,8 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             "DELETE FROM attempts WHERE instance_id = ? AND seq = ?",
             [(iid, seq) for seq in step.attempts_done],
         )
+    if step.children or step.deliveries or step.cancels:
+        write_lifecycle(cur, step, now)
     status = step.columns.get("status")
     if step.release and status not in _FINISHED:
         # An event that reached the mailbox while we worked, or a cancel asked meanwhile, must
@@ -189,7 +243,7 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             "SELECT 1 FROM instances WHERE instance_id = ? AND cancel_requested_at IS NOT NULL",
             [iid],
         ).fetchone()
-        if ready is None and status == "waiting_for_event":
+        if ready is None and status in ("waiting_for_event", "waiting_for_child"):
             ready = cur.execute(
                 "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
                 "AND m.event_type = w.event_type WHERE m.instance_id = ? "
