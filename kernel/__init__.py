@@ -11,6 +11,7 @@ from .commands import (
     CallWorkflow,
     Command,
     Compensable,
+    ContinueAsNew,
     First,
     Publish,
     Sleep,
@@ -18,6 +19,7 @@ from .commands import (
     WaitEvent,
     activity_name,
     child_instance_id,
+    run_key,
 )
 from .context import EDDIC_NAMESPACE, Context, derived_uuid
 from .errors import (
@@ -52,6 +54,7 @@ __all__ = [
     "Command",
     "Compensable",
     "Context",
+    "ContinueAsNew",
     "EddicError",
     "Event",
     "EventTimeout",
@@ -77,4 +80,5 @@ __all__ = [
     "activity_name",
     "child_instance_id",
     "derived_uuid",
+    "run_key",
 ]

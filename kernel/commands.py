@@ -209,6 +209,24 @@ class CallWorkflow(Command):
         self.__dict__.update(workflow=workflow, input=input, instance_id=instance_id)
 
 
+@dataclass(frozen=True, init=False)
+class ContinueAsNew(Command):
+    """End this run of the instance and start the next at once, with ``input``: the same
+    instance id, history restarting at seq 1, the saga stack dropped, unconsumed mailbox events
+    carried over. The yield never returns. Yield it alone (not inside ``All``/``First``)."""
+
+    input: Any
+
+    def __init__(self, input: Any = None) -> None:
+        self.__dict__.update(input=input)
+
+
+def run_key(instance_id: str, run: int) -> str:
+    """What a run's derived ids (``ctx.uuid()``, event ids, child ids) are derived from: the
+    instance id for the first run, ``<id>#<run>`` for the later ones, so runs never collide."""
+    return instance_id if run == 1 else f"{instance_id}#{run}"
+
+
 def child_instance_id(parent_id: str, seq: int) -> str:
     """The id of the child a parent starts at ``seq`` without naming it: ``<parent>/<seq>``."""
     return f"{parent_id}/{seq}"

@@ -17,6 +17,7 @@ from .commands import (
     All,
     CallActivity,
     CallWorkflow,
+    ContinueAsNew,
     First,
     Publish,
     Sleep,
@@ -34,6 +35,7 @@ __all__ = [
     "ARGS",
     "CANCELLED_ON_ABANDON",
     "COMBINATORS",
+    "ENDS_RUN",
     "FAILURES",
     "LEAVES",
     "RUN_TO_COMPLETION",
@@ -84,6 +86,10 @@ def _call_workflow(cmd: CallWorkflow, now: datetime) -> Spec:
     return ("child", activity_name(cmd.workflow), None)
 
 
+def _continue_as_new(cmd: ContinueAsNew, now: datetime) -> Spec:
+    return ("continue", "continue_as_new", None)
+
+
 LEAVES: dict[type[Any], Callable[[Any, datetime], Spec]] = {
     CallActivity: _call_activity,
     Sleep: _sleep,
@@ -91,6 +97,7 @@ LEAVES: dict[type[Any], Callable[[Any, datetime], Spec]] = {
     WaitEvent: _wait_event,
     Publish: _publish,
     CallWorkflow: _call_workflow,
+    ContinueAsNew: _continue_as_new,
 }
 
 #: The ``args`` of a new Scheduled record, per command class, from the command, the instance's
@@ -105,6 +112,7 @@ ARGS: dict[type[Any], Callable[[Any, str, int], Any]] = {
         "input": cmd.input,
         "instance_id": cmd.instance_id or child_instance_id(iid, seq),
     },
+    ContinueAsNew: lambda cmd, iid, seq: {"input": cmd.input},
 }
 
 #: Combinators: how a node settles once its children do.
@@ -121,6 +129,10 @@ RUN_TO_COMPLETION = frozenset({"activity", "compensation"})
 #: Kinds whose cancellation, when abandoned, the host must carry out (a child instance runs
 #: elsewhere): the interpreter lists them in ``Interpreter.abandoned`` for the host to take.
 CANCELLED_ON_ABANDON = frozenset({"child"})
+
+#: Kinds that end the run when yielded (recorded, never pending): the code is closed and the
+#: interpreter ends ``CONTINUED`` once no activity is outstanding; the host starts the next run.
+ENDS_RUN = frozenset({"continue"})
 
 
 class ActivityTraceback(Exception):

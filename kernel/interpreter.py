@@ -62,13 +62,14 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .commands import CallActivity, Command
+from .commands import CallActivity, Command, run_key
 from .context import Context, derived_uuid
 from .errors import Cancelled, EddicError, NonDeterminismError
 from .handlers import (
     ARGS,
     CANCELLED_ON_ABANDON,
     COMBINATORS,
+    ENDS_RUN,
     FAILURES,
     LEAVES,
     RUN_TO_COMPLETION,
@@ -87,6 +88,7 @@ class Phase(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"  # a Cancelled thrown in at a yield propagated out of the code
+    CONTINUED = "continued"  # the code yielded ContinueAsNew: this run is over, the next begins
     # a NonDeterminismError was raised, or the workflow raised a BaseException that is not an
     # Exception; no more input is accepted
     BROKEN = "broken"
@@ -120,12 +122,17 @@ class Interpreter:
         context_factory: Callable[[Interpreter], Context] = Context,
         observer: Callable[[Trace], None] | None = None,
         check: Callable[[Command], Command | None] | None = None,
+        run: int = 1,
     ) -> None:
         if not isinstance(started_at, datetime):
             raise TypeError(f"started_at must be an aware datetime, got {started_at!r}")
         if started_at.tzinfo is None:
             raise ValueError("started_at must be an aware datetime")
         self.instance_id = instance_id
+        self.run = run
+        self._key = run_key(instance_id, run)  # what this run's derived ids derive from
+        self.continue_input: Any = None  # ContinueAsNew's input, once the code yielded one
+        self._continuing = False
         self.phase = Phase.RUNNING
         self.result: Any = None
         self.error: BaseException | None = None
@@ -188,7 +195,7 @@ class Interpreter:
 
     def next_uuid(self) -> uuid.UUID:
         self._uuid_calls += 1
-        return derived_uuid(self.instance_id, self.last_seq, self._uuid_calls)
+        return derived_uuid(self._key, self.last_seq, self._uuid_calls)
 
     def replay(self, records: Iterable[Record]) -> None:
         """Feed recorded history, in the order it was appended."""
@@ -239,7 +246,7 @@ class Interpreter:
                     leaf.seq,
                     leaf.kind,
                     leaf.name,
-                    ARGS[type(leaf.command)](leaf.command, self.instance_id, leaf.seq),
+                    ARGS[type(leaf.command)](leaf.command, self._key, leaf.seq),
                     self._clock,
                     leaf.deadline,
                 )
@@ -251,7 +258,7 @@ class Interpreter:
             if not to_resolve:
                 break
             record = to_resolve.popleft()
-            value = SELF_RESOLVING[record.kind](self.instance_id, record.seq)
+            value = SELF_RESOLVING[record.kind](self._key, record.seq)
             resolved = Resolved(record.seq, self._clock, value)
             out.append(resolved)
             self._resolve(resolved)
@@ -544,6 +551,9 @@ class Interpreter:
                 except (ValueError, TypeError) as refused:
                     value, exc = None, refused
                     continue
+                if spec[0] in ENDS_RUN:
+                    self._end_run(command)
+                    return
                 leaf = Leaf(self._next_seq, command, *spec, SOLO)
                 self._add_leaf(leaf)
                 self._root = SOLO
@@ -596,7 +606,13 @@ class Interpreter:
         the order ``_build`` visits them."""
         handler = LEAVES.get(type(command))
         if handler is not None:
-            plan.append(self._prepare(command, handler))
+            prepared = self._prepare(command, handler)
+            if prepared[1][0] in ENDS_RUN:
+                raise TypeError(
+                    f"{type(command).__name__} ends the run: yield it alone, not inside "
+                    "All or First"
+                )
+            plan.append(prepared)
             return
         for child in command.commands:
             self._plan(child, plan)
@@ -634,6 +650,25 @@ class Interpreter:
             self._abandon_under(node)
         return node
 
+    def _end_run(self, command: Command) -> None:
+        """The code yielded ``ContinueAsNew``: record it (a leaf that is never pending), close
+        the code, drop the saga stack; ``CONTINUED`` once no abandoned activity is outstanding."""
+        kind, name, deadline = LEAVES[type(command)](command, self.now)
+        leaf = Leaf(self._next_seq, command, kind, name, deadline, None)
+        self._next_seq += 1
+        self._unmatched.append(leaf)  # decide() records it; a replay matches it
+        self.continue_input = getattr(command, "input", None)
+        self._continuing = True
+        gen = self._gen
+        self._gen = None
+        if gen is not None:
+            gen.close()
+        self._gen_done = True
+        self._stack.clear()
+        self._root = None
+        self._root_leaves = []
+        self._try_finish()
+
     def _add_leaf(self, leaf: Leaf) -> None:
         self._next_seq += 1
         self._unmatched.append(leaf)
@@ -663,7 +698,9 @@ class Interpreter:
     def _try_finish(self) -> None:
         if not self._gen_done or self._outstanding or self.finished:
             return
-        if self.error is None:
+        if self._continuing:
+            self.phase = Phase.CONTINUED
+        elif self.error is None:
             self.phase = Phase.COMPLETED
         elif self._stack:
             self.phase = Phase.COMPENSATING
@@ -673,7 +710,7 @@ class Interpreter:
             self.phase = Phase.CANCELLED if isinstance(self.error, Cancelled) else Phase.FAILED
 
 
-_FINAL = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED})
+_FINAL = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED, Phase.CONTINUED})
 
 
 def _takes_input(workflow: Callable[..., Any]) -> bool:

@@ -8,6 +8,7 @@ declared result type, an event's fields).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .clock import from_text, to_text
@@ -18,6 +19,7 @@ from .kernel import (
     CallWorkflow,
     Cancel,
     Command,
+    ContinueAsNew,
     Event,
     Failure,
     Publish,
@@ -47,6 +49,34 @@ def check_command(command: Command) -> Command | None:
     if type(command) is CallWorkflow:
         return CallWorkflow(command.workflow, child_input(command), instance_id=command.instance_id)
     return None
+
+
+def check_for(workflow: Any) -> Callable[[Command], Command | None]:
+    """``check_command`` for the interpreter of ``workflow`` (a ``Workflow``, or anything else
+    for none known): a ``ContinueAsNew``'s input is also checked as a start's input of that
+    workflow, at the yield, and recorded as its JSON."""
+
+    def check(command: Command) -> Command | None:
+        if type(command) is ContinueAsNew:
+            return ContinueAsNew(_start_input(workflow, command.input, "ContinueAsNew"))
+        return check_command(command)
+
+    return check
+
+
+def _start_input(wf: Any, value: Any, what: str) -> Any:
+    name = getattr(wf, "name", "?")
+    label = f"the input of {what} of workflow {name!r}"
+    try:
+        if getattr(wf, "input_adapter", None) is None:
+            return to_jsonable(value, what=label)
+        if wf.input_param is None:
+            if value is not None:
+                raise TypeError(f"workflow {name!r} takes no input, got {value!r}")
+            return None
+        return to_jsonable(wf.input_adapter.validate_python(value), wf.input_adapter, what=label)
+    except SerializationError as exc:
+        raise TypeError(str(exc)) from None
 
 
 def child_input(command: CallWorkflow) -> Any:

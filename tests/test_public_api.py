@@ -29,6 +29,7 @@ EXPECTED = {
     "WorkflowCancelled",
     "CallWorkflow",
     "ChildWorkflowFailed",
+    "ContinueAsNew",
     "WorkflowFailed",
     "EventTimeout",
     "NonDeterminismError",

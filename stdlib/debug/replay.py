@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import from_text
-from ..codec import check_command, decode_records
+from ..codec import check_for, decode_records
 from ..context import WorkflowContext
 from ..decorators import Workflow, get_workflow
 from ..kernel import (
@@ -220,7 +220,10 @@ class Replay:
         records: Sequence[Record],
         workflow_name: str | None = None,
         status: str | None = None,
+        run: int = 1,
     ) -> None:
+        self.workflow = workflow
+        self.run_number = run  # continue-as-new: which run of the instance this replays
         self.func = workflow.func if isinstance(workflow, Workflow) else workflow
         self.input = input
         self.instance_id = instance_id
@@ -256,6 +259,7 @@ class Replay:
             records=decode_records(history_rows),
             workflow_name=wf.name,
             status=row["status"],
+            run=int(row.get("run") or 1),
         )
 
     def steps(self) -> list[Step]:
@@ -288,7 +292,9 @@ class Replay:
             started_at=self.started_at,
             context_factory=WorkflowContext,
             observer=tracker.observe,
-            check=check_command,  # refuses what the runtime refused, so replay takes that branch
+            # refuses what the runtime refused, so replay takes that branch
+            check=check_for(self.workflow),
+            run=self.run_number,
         )
         self.divergence, self.phase, self.result, self.error = None, None, None, None
         for record in self.records:

@@ -337,9 +337,13 @@ class App(Serving):
         self._ready()
         return self.storage.list_instances(status=status, workflow=workflow, limit=limit)
 
-    def history(self, instance_id: str) -> list[dict[str, Any]]:
+    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
+        """The decoded history of the run in progress, or of run ``run`` (from 1; see
+        continue-as-new)."""
         self._ready()
-        return self.storage.history(instance_id)
+        if run is not None:
+            validate.count(run, "run", minimum=1)
+        return self.storage.history(instance_id, run)
 
     def replay(self, instance_id: str) -> Replay:
         """Replay the instance's history through the current code, one ``Step`` per command.

@@ -33,14 +33,17 @@ class Due(NamedTuple):
     mailbox_id: int | None
 
 
-def child_event_type(seq: int) -> str:
-    """The mailbox event type a child's outcome reaches its parent's ``CallWorkflow`` under."""
-    return f"{RESERVED_PREFIX}child.{seq}"
+def child_event_type(child_id: str) -> str:
+    """The mailbox event type a child's outcome reaches its parent's ``CallWorkflow`` under
+    (by the child's id, which no other call of any run of the parent shares)."""
+    return f"{RESERVED_PREFIX}child:{child_id}"
 
 
 def wait_type(p: Pending) -> str:
     """The mailbox event type that resolves ``p`` (a ``WaitEvent`` or a ``CallWorkflow``)."""
-    return p.name if p.kind == "event" else child_event_type(p.seq)
+    if p.kind == "event":
+        return p.name
+    return child_event_type(str(p.record.args["instance_id"]))
 
 
 def event_types(pending: Sequence[Pending]) -> list[str]:
@@ -69,7 +72,7 @@ def _child_due(
     taken: dict[str, int],
     now: datetime,
 ) -> _Candidate | None:
-    queue = mailbox.get(child_event_type(p.seq), ())
+    queue = mailbox.get(wait_type(p), ())
     if not queue:
         return None
     mid, event = queue[0]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ..codec import check_command, failure_json
+from ..codec import check_for, failure_json
 from ..context import WorkflowContext
 from ..decorators import Activity, Workflow, find_activity
 from ..errors import SerializationError
@@ -57,6 +57,20 @@ class LiveInstance:
     # a cancel asked (App.cancel) and not fed to the interpreter yet: (reason,)
     cancel_asked: tuple[str | None] | None = None
     parent: tuple[str, int] | None = None  # a child's parent: (instance id, seq of the call)
+    next_run_at: datetime | None = None  # when the step that ended the run began the next
+
+    def next_run(self, interp: Interpreter) -> None:
+        """Go on with the next run (continue-as-new): its interpreter, none of the last run's
+        commands; the lease, the history position and the columns written stay."""
+        self.interp = interp
+        self.waits = set()
+        self.attempts = {}
+        self.fresh = set()
+        self.arg_errors = {}
+        self.recorded_args = {}
+        self.heartbeats = {}
+        self.next_run_at = None
+
     lease_until: datetime | None = None  # lock_expires_at as last written by this worker
 
     @classmethod
@@ -69,6 +83,7 @@ class LiveInstance:
         started_at: datetime,
         epoch: int,
         lock_timeout: float,
+        run: int = 1,
     ) -> LiveInstance:
         interp = Interpreter(
             workflow.func,
@@ -76,7 +91,8 @@ class LiveInstance:
             instance_id=instance_id,
             started_at=started_at,
             context_factory=WorkflowContext,
-            check=check_command,
+            check=check_for(workflow),
+            run=run,
         )
         return cls(instance_id, workflow, interp, epoch, lock_timeout)
 

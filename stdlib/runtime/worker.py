@@ -29,6 +29,7 @@ from ..kernel import (
     Phase,
     Scheduled,
     derived_uuid,
+    run_key,
 )
 from ..serde import conform, dumps, from_jsonable, loads, to_jsonable
 from ..storage import LeaseLost, StepWrite, Store
@@ -199,13 +200,14 @@ class Worker(Activities):
             started_at=started,
             epoch=epoch,
             lock_timeout=row["lock_timeout_seconds"] or self.default_lock_timeout_seconds,
+            run=int(row.get("run") or 1),
         )
         live.key = row["ikey"]
         _row, rows, attempts, live.waits = self.storage.stored(iid)
         live.interp.replay(decode_records(rows))
         # The cancels of children abandoned in those steps were written with them.
         live.interp.abandoned.clear()
-        live.pos = len(rows)
+        live.pos = int(row.get("run_start_pos") or 0) + len(rows)
         for seq, (started_n, failures, next_at, _last, *rest) in attempts.items():
             live.attempts[seq] = [
                 started_n,
@@ -272,7 +274,12 @@ class Worker(Activities):
                 if records or live.interp.finished:
                     now = utcnow()
                     self._commit(live, self._step(live, records, {}, now), now)
-            while not live.interp.finished:
+            while True:
+                if live.interp.finished:
+                    if live.interp.phase is not Phase.CONTINUED:
+                        break
+                    self._begin_next_run(live)
+                    continue
                 if self._cancels and live.instance_id in self._cancels:
                     del self._cancels[live.instance_id]
                     if live.interp.cancel is None:
@@ -477,7 +484,7 @@ class Worker(Activities):
         now: datetime,
         index: int | None = None,
     ) -> tuple[Any, ...]:
-        event_id = str(derived_uuid(live.instance_id, seq, index))
+        event_id = str(derived_uuid(run_key(live.instance_id, live.interp.run), seq, index))
         payload = to_jsonable(data, what=f"data of event {event_type!r}")
         return (
             event_id,
@@ -492,6 +499,9 @@ class Worker(Activities):
 
     def _fill_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
         interp = live.interp
+        if interp.phase is Phase.CONTINUED:
+            self._next_run_state(live, step, now)
+            return
         survey = live.survey(now)
         columns: dict[str, Any] = {"status": survey.status}
         if interp.phase is Phase.COMPLETED:
@@ -540,11 +550,60 @@ class Worker(Activities):
             columns["updated_at"] = now
         step.columns = columns
 
+    def _next_run_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
+        """The code yielded ``ContinueAsNew``: this step ends the run and begins the next in
+        one transaction (never a final status in between); the old run's event waits and
+        attempt rows go, its mailbox's unconsumed events stay for the next run."""
+        interp = live.interp
+        live.next_run_at = now
+        step.columns = {
+            "status": "running",
+            "input_data": dumps(interp.continue_input),
+            "output_data": None,
+            "error": None,
+            "wake_at": None,
+            "retry_after": None,
+            "run": interp.run + 1,
+            "run_start_pos": live.pos,
+            "started_at": now,
+            "updated_at": now,
+            "lock_expires_at": now + timedelta(seconds=live.lock_timeout),
+        }
+        live.lease_until = step.columns["lock_expires_at"]
+        step.waits_added = []
+        step.waits_removed = sorted(live.waits)
+        step.attempts_done = sorted(set(live.attempts) | set(live.heartbeats))
+        step.release = False
+
+    def _begin_next_run(self, live: LiveInstance) -> None:
+        """Go on with the run the last step began: a fresh interpreter on the new input, its
+        first decisions committed as the new run's first step."""
+        wf = live.workflow
+        interp = live.interp
+        data = interp.continue_input
+        value = (
+            from_jsonable(data, wf.input_adapter, what="the input of ContinueAsNew")
+            if wf.input_param is not None
+            else None
+        )
+        now = live.next_run_at or utcnow()
+        fresh = LiveInstance.new(
+            wf,
+            value,
+            instance_id=live.instance_id,
+            started_at=now,
+            epoch=live.epoch,
+            lock_timeout=live.lock_timeout,
+            run=interp.run + 1,
+        )
+        live.next_run(fresh.interp)
+        self._commit(live, self._step(live, live.interp.decide(), {}, utcnow()), utcnow())
+
     def _outcome_for_parent(
         self, live: LiveInstance, columns: dict[str, Any]
     ) -> tuple[str, str, str, str]:
         assert live.parent is not None
-        parent_id, parent_seq = live.parent
+        parent_id, _seq = live.parent
         status = columns["status"]
         payload: dict[str, Any] = {"instance_id": live.instance_id, "status": status}
         if status == "completed":
@@ -554,7 +613,7 @@ class Worker(Activities):
         return (
             parent_id,
             f"eddic.child:{live.instance_id}",
-            events.child_event_type(parent_seq),
+            events.child_event_type(live.instance_id),
             dumps(payload),
         )
 

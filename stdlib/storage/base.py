@@ -94,10 +94,12 @@ class Store(Protocol):
         self, *, status: Sequence[str] | None = None, workflow: str | None = None
     ) -> int: ...
 
-    def history(self, instance_id: str) -> list[dict[str, Any]]: ...
+    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
+        """Decoded records of the run in progress, or of run ``run`` (continue-as-new)."""
 
     def stored(self, instance_id: str) -> Stored:
-        """Everything a replay needs, in one read; ``InstanceNotFound``."""
+        """Everything a replay needs, in one read (the history of the run in progress);
+        ``InstanceNotFound``."""
 
     def workflow_name(self, instance_id: str) -> str | None: ...
 

@@ -25,7 +25,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..codec import check_command
+from ..codec import check_for
 from ..context import WorkflowContext
 from ..decorators import Workflow
 from ..kernel import (
@@ -74,7 +74,7 @@ class WorkflowDriver:
             instance_id=instance_id,
             started_at=started_at,
             context_factory=WorkflowContext,
-            check=check_command,  # refuses what the runtime refuses
+            check=check_for(workflow),  # refuses what the runtime refuses
         )
         self._decide()
 

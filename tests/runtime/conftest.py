@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pg_server
 import pytest
 
 from eddic import App
@@ -46,3 +49,25 @@ def sqlite_app(db_path: Path) -> Iterator[App]:
     """An App on an SQLite file, for tests that reach into SQLite's tables."""
     with App(db_url=f"sqlite:///{db_path}", service_name="tests") as app:
         yield app
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Iterator[Any]:
+    """``make(name) -> URL``: a fresh database per case (an SQLite file, or a schema of the
+    session's PostgreSQL database, dropped at the end)."""
+    schemas: list[str] = []
+    if backend == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        base = str(request.getfixturevalue("postgres_schemas_db"))
+
+    def make(name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / (name + '.db')}"
+        schemas.append(f"t_{secrets.token_hex(6)}")
+        return pg_server.with_schema(base, schemas[-1])
+
+    yield make
+    if schemas:
+        with server.admin(base) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -6,18 +6,14 @@ started twice, and only a body the kill interrupted ran twice."""
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pg_server
 import pytest
 
 SCRIPT = textwrap.dedent(
@@ -83,28 +79,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def databases(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Iterator[Any]:
-    """``make(name) -> URL``: a fresh database per case (an SQLite file, or a schema of the
-    session's PostgreSQL database, dropped at the end)."""
-    schemas: list[str] = []
-    if backend == "postgres":
-        server = request.getfixturevalue("postgres_server")
-        base = str(request.getfixturevalue("postgres_schemas_db"))
-
-    def make(name: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{tmp_path / (name + '.db')}"
-        schemas.append(f"t_{secrets.token_hex(6)}")
-        return pg_server.with_schema(base, schemas[-1])
-
-    yield make
-    if schemas:
-        with server.admin(base) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def _run(
     script: Path, db: str, marks: Path, mode: str, n: int, when: str
 ) -> subprocess.CompletedProcess[str]:
@@ -118,10 +92,11 @@ def _run(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_parent_and_two_children_survive_a_kill_at_every_step_boundary(
-    databases: Any, tmp_path: Path, backend: str
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
 ) -> None:
     script = tmp_path / "family.py"
     script.write_text(SCRIPT)
+    databases = request.getfixturevalue("databases")
     # A clean run tells how many writes one story makes.
     clean = _run(script, databases("clean"), tmp_path / "clean.marks", "start", 0, "none")
     assert clean.returncode == 0, clean.stderr

@@ -94,6 +94,9 @@ _V5 = [
     "ALTER TABLE instances ADD COLUMN parent_id text",
     "ALTER TABLE instances ADD COLUMN parent_seq integer",
     "CREATE INDEX instances_by_parent ON instances (parent_id) WHERE parent_id IS NOT NULL",
+    # continue-as-new: the run in progress and the pos of the last record before it began
+    "ALTER TABLE instances ADD COLUMN run integer NOT NULL DEFAULT 1",
+    "ALTER TABLE instances ADD COLUMN run_start_pos integer NOT NULL DEFAULT 0",
 ]
 
 

@@ -22,7 +22,7 @@ from ...clock import from_text
 from ...kernel import Event, InstanceNotFound
 from ...serde import dumps
 from ..base import Store, Stored
-from ..sqlite.public_rows import HISTORY_FIELDS, decoded_history, public_instance
+from ..sqlite.public_rows import HISTORY_FIELDS, decoded_history, public_instance, runs_of
 from ..step import StepWrite, step_columns
 from . import mailbox, steps
 from .listener import Listener
@@ -128,8 +128,18 @@ class PostgresStorage:
         rows = as_dicts(cur)
         return texts(rows[0]) if rows else None
 
-    def _history_rows(self, cur: Cursor, instance_id: str) -> list[tuple[Any, ...]]:
-        cur.execute(_HISTORY_SELECT + " ORDER BY pos", [instance_id])
+    def _history_rows(
+        self, cur: Cursor, instance_id: str, run: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The rows of the run in progress (or of run ``run``), oldest first."""
+        if run is not None:  # an earlier run: every run's rows, cut at the runs' boundaries
+            cur.execute(_HISTORY_SELECT + " ORDER BY pos", [instance_id])
+            return runs_of([text_tuple(r) for r in cur.fetchall()], run)
+        cur.execute(
+            _HISTORY_SELECT + " AND pos > (SELECT run_start_pos FROM instances "
+            "WHERE instance_id = %s) ORDER BY pos",
+            [instance_id, instance_id],
+        )
         return [text_tuple(r) for r in cur.fetchall()]
 
     def get_instance(self, instance_id: str) -> dict[str, Any]:
@@ -171,13 +181,14 @@ class PostgresStorage:
 
         return self.units.run(work, write=False)
 
-    def history(self, instance_id: str) -> list[dict[str, Any]]:
-        """The instance's history, one decoded dict per record (for display)."""
+    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
+        """The history of the run in progress (or of run ``run``), one decoded dict per
+        record (for display)."""
 
         def work(cur: Cursor) -> list[tuple[Any, ...]] | None:
             if self._instance_row(cur, instance_id) is None:
                 return None
-            return self._history_rows(cur, instance_id)
+            return self._history_rows(cur, instance_id, run)
 
         rows = self.units.run(work, write=False)
         if rows is None:

@@ -203,6 +203,7 @@ def public_instance(row: Mapping[str, Any]) -> dict[str, Any]:
         "cancel_reason": c.json("cancel_reason"),
         "cancel_requested": row.get("cancel_reason") is not None,
         "parent_id": c.raw("parent_id"),  # a child workflow's parent
+        "run": row.get("run", 1),  # continue-as-new: the run in progress, from 1
     }
 
 
@@ -220,6 +221,21 @@ def check_replayable(row: Mapping[str, Any], history: Sequence[tuple[Any, ...]])
 
 
 # -- histories ----------------------------------------------------------------------------------
+
+
+def runs_of(rows: Sequence[tuple[Any, ...]], run: int) -> list[tuple[Any, ...]]:
+    """Of an instance's history rows over all its runs, those of run ``run`` (from 1): each
+    run ends with the ``continue`` record its ``ContinueAsNew`` wrote."""
+    current = 1
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        if current == run:
+            out.append(row)
+        if row[3] == "scheduled" and row[4] == "continue":
+            current += 1
+            if current > run:
+                break
+    return out
 
 
 def history_record(pos: Any, seq: Any) -> str:

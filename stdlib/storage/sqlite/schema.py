@@ -184,6 +184,10 @@ def _v4_lifecycle(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX instances_by_parent ON instances (parent_id) WHERE parent_id IS NOT NULL"
     )
+    # continue-as-new: the run in progress (from 1) and the pos of the last record before it
+    # began (history positions go on across runs; a replay reads the current run's alone)
+    db.execute("ALTER TABLE instances ADD COLUMN run INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE instances ADD COLUMN run_start_pos INTEGER NOT NULL DEFAULT 0")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {

@@ -47,6 +47,7 @@ from .public_rows import (
     count_instances,
     decoded_history,
     public_instance,
+    runs_of,
     select_instances,
 )
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
@@ -284,8 +285,23 @@ class Storage:
         with self.reading() as db:
             return count_instances(db, statuses=status, workflow=workflow)
 
-    def history_rows(self, db: sqlite_utils.Database, instance_id: str) -> list[tuple[Any, ...]]:
-        # One instance's rows are the id range [ikey << POS_BITS, (ikey + 1) << POS_BITS).
+    def history_rows(
+        self, db: sqlite_utils.Database, instance_id: str, run: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The rows of the run in progress (or of run ``run``), oldest first."""
+        if run is not None:  # an earlier run: every run's rows, cut at the runs' boundaries
+            return runs_of(self._all_history_rows(db, instance_id), run)
+        # One instance's rows are the id range [ikey << POS_BITS, (ikey + 1) << POS_BITS); the
+        # run in progress begins after run_start_pos.
+        return db.execute(
+            f"SELECT {_HISTORY_SELECT} FROM instances i JOIN history h "
+            f"ON h.id > (i.ikey << {POS_BITS}) + i.run_start_pos "
+            f"AND h.id <= (i.ikey << {POS_BITS}) | {MAX_POS} "
+            "WHERE i.instance_id = ? ORDER BY h.id",
+            [instance_id],
+        ).fetchall()
+
+    def _all_history_rows(self, db: sqlite_utils.Database, instance_id: str) -> list[Any]:
         return db.execute(
             f"SELECT {_HISTORY_SELECT} FROM instances i JOIN history h "
             f"ON h.id >= i.ikey << {POS_BITS} AND h.id <= (i.ikey << {POS_BITS}) | {MAX_POS} "
@@ -293,12 +309,13 @@ class Storage:
             [instance_id],
         ).fetchall()
 
-    def history(self, instance_id: str) -> list[dict[str, Any]]:
-        """The instance's history, one decoded dict per record (for display)."""
+    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
+        """The history of the run in progress (or of run ``run``), one decoded dict per
+        record (for display)."""
         with self.reading() as db:
             if self.instance_row(db, instance_id) is None:
                 raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
-            rows = self.history_rows(db, instance_id)
+            rows = self.history_rows(db, instance_id, run)
         return decoded_history(rows)
 
     # -- leases --
