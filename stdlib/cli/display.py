@@ -132,6 +132,10 @@ def call_text(kind: str, name: str, args: Any) -> str:
                 return f"sleep {duration(timedelta(seconds=float(args['seconds'])))}"
             if args.get("until") is not None:
                 return f"sleep until {timestamp(_aware(args['until']))}"
+        if kind == "child" and isinstance(args, Mapping):
+            return f"{name}({short(args.get('input'), 40)}) as {short(args.get('instance_id'))}"
+        if kind == "continue" and isinstance(args, Mapping):
+            return f"continue as new with {short(args.get('input'), 60)}"
         if kind == "event" and isinstance(args, Mapping) and args.get("timeout") is not None:
             return f"{name} (timeout {duration(timedelta(seconds=float(args['timeout'])))})"
     except (TypeError, ValueError, OverflowError):  # not what eddic records: show it as stored
@@ -170,7 +174,7 @@ def _outcome_text(entry: Entry) -> str:
         return f"data {short(entry.value['data'])}"
     if entry.state in ("waiting", "cancelled") and entry.deadline is not None:
         return f"deadline {timestamp(entry.deadline)}"
-    if entry.kind in RUN_TO_COMPLETION and entry.resolved:
+    if (entry.kind in RUN_TO_COMPLETION or entry.kind == "child") and entry.resolved:
         return f"-> {short(entry.value)}"
     return ""
 
@@ -194,6 +198,12 @@ def instance_text(
     ]
     if info.get("output_data") is not None:
         head.append(("output", short(info["output_data"], 200)))
+    if info.get("parent_id") is not None:
+        head.append(("parent", str(info["parent_id"])))
+    if (info.get("run") or 1) > 1:
+        head.append(("run", f"{info['run']} (continued as new {info['run'] - 1} times)"))
+    if info.get("cancel_reason") is not None or info.get("cancel_requested"):
+        head.append(("cancel", f"asked: {info.get('cancel_reason') or '(no reason given)'}"))
     unfinished = info["status"] not in FINISHED
     if unfinished and info.get("retry_after") is not None:
         head.extend(_parked_lines(info, now))

@@ -35,6 +35,7 @@ _ENDINGS: dict[str, tuple[str, str]] = {
     "timer": ("fired", "failed"),
     "event": ("received", "timed out"),
     "publish": ("published", "failed"),
+    "child": ("completed", "failed"),
 }
 
 
@@ -92,7 +93,7 @@ def build(history: Iterable[Mapping[str, Any]], *, status: str) -> list[Entry]:
                 after_outcome = False
             scheduled[seq] = row
             group_of[seq] = group
-        else:
+        elif row["record"] == "resolved":  # (a cancel record belongs to no command)
             resolved.setdefault(seq, row)
             after_outcome = True
     finished = status in FINISHED
@@ -125,5 +126,7 @@ def _entry(row: Mapping[str, Any], outcome: Mapping[str, Any] | None, moved_on: 
             value=outcome["value"],
             failure=failure,
         )
+    if kind == "continue":  # the run's last record: the next run began with its input
+        return Entry(**common, state="continued")
     state = "running" if kind in RUN_TO_COMPLETION else "cancelled" if moved_on else "waiting"
     return Entry(**common, state=state)

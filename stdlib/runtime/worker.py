@@ -273,7 +273,9 @@ class Worker(Activities):
                 records = live.interp.decide()
                 if records or live.interp.finished:
                     now = utcnow()
-                    self._commit(live, self._step(live, records, {}, now), now)
+                    done = self._commit(live, self._step(live, records, {}, now), now)
+                    if done.release:  # it waits now (a woken one is due: the next claim)
+                        return
             while True:
                 if live.interp.finished:
                     if live.interp.phase is not Phase.CONTINUED:

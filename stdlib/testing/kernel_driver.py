@@ -59,24 +59,37 @@ class WorkflowDriver:
         started_at: datetime = DEFAULT_START,
         instance_id: str = "test-instance",
     ) -> None:
+        self._workflow = workflow
+        self.instance_id = instance_id
+        self.started_at = started_at
+        self.now = started_at
+        self.history: list[Record] = []
+        #: the histories of the runs that ended with ContinueAsNew, oldest first
+        self.runs: list[list[Record]] = []
+        self.interp = self._interpreter(input, 1)
+        self._decide()
+
+    def _interpreter(self, input: Any, run: int) -> Interpreter:
+        workflow = self._workflow
         func = workflow
         if isinstance(workflow, Workflow):  # validated as ``App.start`` does: a dict -> its model
             func = workflow.func
             if workflow.input_param is not None:
                 input = workflow.input_adapter.validate_python(input)
-        self.instance_id = instance_id
-        self.started_at = started_at
-        self.now = started_at
-        self.history: list[Record] = []
-        self.interp = Interpreter(
+        return Interpreter(
             func,
             input,
-            instance_id=instance_id,
-            started_at=started_at,
+            instance_id=self.instance_id,
+            started_at=self.now,
             context_factory=WorkflowContext,
             check=check_for(workflow),  # refuses what the runtime refuses
+            run=run,
         )
-        self._decide()
+
+    @property
+    def run(self) -> int:
+        """The run in progress, from 1 (each ``ContinueAsNew`` begins the next at once)."""
+        return self.interp.run
 
     # -- state --
 
@@ -151,6 +164,31 @@ class WorkflowDriver:
         self._feed(Resolved(pending.seq, self.now, event))
         return event
 
+    def complete_child(
+        self, workflow: Any = None, value: Any = None, *, seq: int | None = None
+    ) -> None:
+        """Resolve the oldest pending ``CallWorkflow`` of that workflow with ``value`` (its
+        result, as the child returned it)."""
+        pending = self._find(("child",), workflow, seq)
+        self._feed(Resolved(pending.seq, self.now, value))
+
+    def fail_child(
+        self,
+        workflow: Any = None,
+        error: BaseException | str = "failed",
+        *,
+        seq: int | None = None,
+    ) -> None:
+        """Fail the oldest pending ``CallWorkflow`` of that workflow: the parent sees
+        ``ChildWorkflowFailed`` with the error's type and message."""
+        pending = self._find(("child",), workflow, seq)
+        failure = (
+            Failure.from_exception(error)
+            if isinstance(error, BaseException)
+            else Failure("Exception", error)
+        )
+        self._feed(Resolved(pending.seq, self.now, failure=failure))
+
     def cancel(self, reason: str | None = None) -> None:
         """Cancel the instance: ``Cancelled(reason)`` is thrown in at its current yield (what
         it waits on is abandoned), as ``App.cancel`` does."""
@@ -204,3 +242,8 @@ class WorkflowDriver:
 
     def _decide(self) -> None:
         self.history.extend(self.interp.decide())
+        while self.interp.phase is Phase.CONTINUED:  # the next run begins at once
+            self.runs.append(self.history)
+            self.history = []
+            self.interp = self._interpreter(self.interp.continue_input, self.interp.run + 1)
+            self.history.extend(self.interp.decide())

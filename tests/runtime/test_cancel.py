@@ -188,3 +188,17 @@ def test_a_bad_reason_is_refused_before_anything_is_recorded(app: App) -> None:
     with pytest.raises(ValueError):
         app.cancel("")
     assert app.get_instance(iid)["cancel_requested"] is False
+
+
+def test_eddic_show_tells_a_cancel_and_its_reason(
+    app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eddic.cli import main
+
+    iid = app.start(cx_order, ["a"], instance_id="shown-cancel")
+    app.cancel(iid, reason="changed my mind")
+    capsys.readouterr()
+    assert main(["show", iid, "--db", app.storage.db_url]) == 0
+    fields = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
+    assert fields["cancel"] == "asked: changed my mind"
+    assert fields["status"] == "cancelled"

@@ -166,3 +166,20 @@ def test_a_serving_worker_runs_children_and_wakes_the_parent(app: App) -> None:
 def test_reserved_event_types_are_refused_to_senders(app: App) -> None:
     with pytest.raises(ValueError, match="eddic's own"):
         app.send_event("eddic.child.1", {"status": "completed"})
+
+
+def test_eddic_show_names_the_parent_and_the_children_with_their_results(
+    app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eddic.cli import main
+
+    iid = app.start(ch_order, ["tea"], instance_id="shown")
+    drain(app, iid)
+    capsys.readouterr()
+    assert main(["show", "shown/1", "--db", app.storage.db_url]) == 0
+    fields = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
+    assert fields["parent"] == "shown"
+    assert main(["show", "shown", "--db", app.storage.db_url]) == 0
+    out = capsys.readouterr().out
+    assert 'ch_pack("tea") as "shown/1"' in out and "completed" in out
+    assert '-> {"name": "tea", "grams": 300}' in out

@@ -152,3 +152,47 @@ def test_each_run_derives_its_own_ids(app: App) -> None:
     assert app.get_instance(iid)["run"] == 3
     ids = [row["event_id"] for row in app.storage.outbox.rows(limit=10)]
     assert len(ids) == 3 and len(set(ids)) == 3  # one event per run, never the same id
+
+
+def test_the_kernel_driver_begins_the_next_run_at_once() -> None:
+    from eddic.testing import WorkflowDriver
+
+    driver = WorkflowDriver(cn_counter, {"count": 0, "until": 4})
+    for _ in range(3):
+        driver.complete("cn_bump", driver.pending[0].command.args[0] + 1)
+        driver.advance(0)
+    assert driver.run == 2 and len(driver.runs) == 1
+    assert driver.runs[0][-1].kind == "continue"  # type: ignore[union-attr]
+    driver.complete("cn_bump", 4)
+    driver.advance(0)  # its Sleep(0), then the loop sees the count
+    assert driver.status == "completed" and driver.result["count"] == 4
+
+
+def test_the_kernel_driver_completes_and_fails_children() -> None:
+    from eddic import CallWorkflow, ChildWorkflowFailed
+    from eddic.testing import WorkflowDriver
+
+    @workflow(name="cn_family")
+    def family(ctx: WorkflowContext) -> list[str]:
+        first = yield CallWorkflow("cn_kid", "a")
+        try:
+            yield CallWorkflow("cn_kid", "b")
+        except ChildWorkflowFailed as exc:
+            return [first, f"{exc.instance_id}: {exc.message}"]
+        return [first]
+
+    driver = WorkflowDriver(family, instance_id="fam")
+    assert driver.waiting_on == ["child cn_kid"]
+    driver.complete_child("cn_kid", "A")
+    driver.fail_child("cn_kid", ValueError("no b"))
+    assert driver.result == ["A", "fam/2: no b"]
+
+
+def test_eddic_show_tells_the_run(app: App, capsys: pytest.CaptureFixture[str]) -> None:
+    from eddic.cli import main
+
+    iid = app.start(cn_counter, Tally(count=0, until=7), instance_id="shown-loop")
+    capsys.readouterr()
+    assert main(["show", iid, "--db", app.storage.db_url]) == 0
+    fields = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
+    assert fields["run"] == "3 (continued as new 2 times)"

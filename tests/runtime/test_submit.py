@@ -134,3 +134,21 @@ def test_send_event_inline_false_stores_the_event_and_leaves_the_instance_to_a_w
     assert ran == [] and app.get_instance(iid)["status"] == "waiting_for_event"
     assert app.run_due() == 1
     assert ran == ["resumed"] and app.result(iid) == "now"
+
+
+@workflow
+def submit_napping(ctx: WorkflowContext) -> str:
+    yield WaitEvent("submit.never")
+    return "never"
+
+
+def test_a_submitted_instance_that_waits_at_once_is_released_once(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its first step (run by a worker's claim) releases the lease; the worker must not then
+    # try to release it again (that logged a lost lease, and cost a failed write).
+    iid = app.submit(submit_napping)
+    with caplog.at_level("WARNING", logger="eddic"):
+        assert app.run_due() == 1
+    assert app.get_instance(iid)["status"] == "waiting_for_event"
+    assert not [r for r in caplog.records if "lost its lease" in r.getMessage()]
