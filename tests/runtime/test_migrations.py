@@ -59,11 +59,10 @@ def _write_v1_copy(source: Path, target: Path) -> None:
     db = sqlite_utils.Database(target)
     _create_v1(db)
     db.table("eddic_meta").insert({"key": "schema_version", "value": "1"})
+    v1_columns = set(db.table("instances").columns_dict)
     for row in instances:
-        del row["ikey"]
-        for later in ("cancel_reason", "cancel_requested_at", "parent_id", "parent_seq"):  # v4
-            del row[later]
-        db.table("instances").insert(row)
+        # the columns of version 1 only (ikey came in 2, the lifecycle columns in 4, ...)
+        db.table("instances").insert({k: v for k, v in row.items() if k in v1_columns})
     for row in history:
         db.table("history").insert(row)
     db.close()
