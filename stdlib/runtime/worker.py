@@ -392,19 +392,36 @@ class Worker(Activities):
         return step
 
     def _resolve_due(self, live: LiveInstance, now: datetime) -> StepWrite | None:
-        """Feed the earliest due timer, event or timeout and commit it; None when none is due."""
+        """Feed the earliest due timer, event, timeout or child outcome and commit it; None
+        when none is due. While what it leads to decides nothing new (a fan-in: an ``All``
+        collecting children or events), the next due ones go into the same step, up to
+        ``_RESOLVE_BATCH``: one commit for many outcomes, in the order a replay feeds them."""
         pending = live.interp.pending
         types = events.event_types(pending)
         mailbox = self.storage.mailbox(live.instance_id, types) if types else {}
-        due = events.next_due(pending, mailbox, now)
-        if due is None:
+        records: list[Any] = []
+        values: dict[int, Any] = {}
+        consumed: list[tuple[int, int]] = []
+        for _ in range(_RESOLVE_BATCH):
+            due = events.next_due(pending, mailbox, now)
+            if due is None:
+                break
+            resolved = due.resolved
+            live.interp.feed(resolved)
+            if due.value_json is not None:
+                values[resolved.seq] = due.value_json
+            if due.mailbox_id is not None:
+                consumed.append((due.mailbox_id, resolved.seq))
+                mailbox = _without(mailbox, due.mailbox_id)
+            decided = live.interp.decide()
+            records += [resolved, *decided]
+            if decided or live.interp.finished:
+                break
+            pending = live.interp.pending
+        if not records:
             return None
-        resolved = due.resolved
-        live.interp.feed(resolved)
-        values = {} if due.value_json is None else {resolved.seq: due.value_json}
-        step = self._step(live, [resolved, *live.interp.decide()], values, now)
-        if due.mailbox_id is not None:
-            step.mailbox_consumed.append((due.mailbox_id, resolved.seq))
+        step = self._step(live, records, values, now)
+        step.mailbox_consumed += consumed
         return self._commit(live, step, now)
 
     def _wait(self, live: LiveInstance, now: datetime) -> StepWrite:
@@ -647,6 +664,15 @@ class Worker(Activities):
                     cache.popitem(last=False)
         if not self._wake.is_set():
             self._wake.set()
+
+
+#: At most this many outcomes go into one step of a fan-in (``Worker._resolve_due``).
+_RESOLVE_BATCH = 100
+
+
+def _without(mailbox: dict[str, list[tuple[int, Any]]], mailbox_id: int) -> dict[str, Any]:
+    """The mailbox less the event just consumed (the next pick must not take it again)."""
+    return {t: [e for e in queue if e[0] != mailbox_id] for t, queue in mailbox.items()}
 
 
 def _note_cancel(live: LiveInstance, row: dict[str, Any]) -> None:

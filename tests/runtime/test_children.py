@@ -183,3 +183,26 @@ def test_eddic_show_names_the_parent_and_the_children_with_their_results(
     out = capsys.readouterr().out
     assert 'ch_pack("tea") as "shown/1"' in out and "completed" in out
     assert '-> {"name": "tea", "grams": 300}' in out
+
+
+def test_a_fan_in_takes_the_outcomes_that_are_in_in_one_step(app: App) -> None:
+    iid = app.start(ch_order, [f"n{i}" for i in range(20)], instance_id="fan-in")
+    children = [f"fan-in/{seq}" for seq in range(1, 21)]
+    for child in children:  # every child finishes first (they are claimed oldest first)
+        app.retry(child)
+    assert {app.get_instance(c)["status"] for c in children} == {"completed"}
+    steps: list[int] = []
+    real = app.storage.commit_step
+
+    def counted(step, now):  # type: ignore[no-untyped-def]
+        if step.instance_id == iid:
+            steps.append(len(step.history))
+        return real(step, now)
+
+    app.storage.commit_step = counted  # type: ignore[method-assign]
+    try:
+        drain(app, iid)
+    finally:
+        app.storage.commit_step = real  # type: ignore[method-assign]
+    assert app.result(iid)[:2] == ["n0:200", "n1:200"]
+    assert steps == [20], steps  # all 20 outcomes in one commit, not 20 commits
