@@ -27,7 +27,7 @@ from .commands import (
     child_instance_id,
 )
 from .context import derived_uuid
-from .errors import ActivityFailed, ChildWorkflowFailed, EventTimeout
+from .errors import ActivityFailed, Cancelled, ChildWorkflowFailed, EventTimeout
 from .history import Failure
 from .waits import Leaf
 
@@ -159,6 +159,10 @@ def _event_timeout(leaf: Leaf, failure: Failure) -> BaseException:
     return EventTimeout(leaf.name, leaf.deadline)
 
 
+def _cancelled(leaf: Leaf | None, failure: Failure) -> BaseException:
+    return Cancelled(failure.message or None)
+
+
 def _child_failed(leaf: Leaf, failure: Failure) -> BaseException:
     record = leaf.record
     child = record.args.get("instance_id") if record is not None else None
@@ -171,4 +175,6 @@ FAILURES: dict[str, Callable[[Leaf, Failure], BaseException]] = {
     "compensation": _activity_failed,
     "event": _event_timeout,
     "child": _child_failed,
+    # not a command: what a Cancel record throws in at the current yield
+    "cancel": _cancelled,
 }

@@ -357,7 +357,9 @@ class Interpreter:
         self._release_root()
         self._pending = None
         self.now = self._clock
-        self._step(None, Cancelled(record.reason))
+        # What is thrown in comes from the failure table, as for a failed command (no leaf).
+        make = FAILURES["cancel"]
+        self._step(None, make(None, Failure("eddic.Cancelled", record.reason or "")))  # type: ignore[arg-type]
         if self._gen_done:
             self._try_finish()
 

@@ -224,10 +224,12 @@ def cmd_replay(session: Session, args: argparse.Namespace) -> int:
     with session.reader() as db:
         info = db.instance(args.instance_id)
         replay = _replay_of(db, args.instance_id)
+    run = info.get("run") or 1
+    of_run = f", run {run}: continued as new {run - 1} times" if run > 1 else ""
     print(
         escape(
             f"replaying {info['instance_id']} (workflow {info['workflow_name']}, status "
-            f"{info['status']}, {len(replay.records)} records) with the current code"
+            f"{info['status']}{of_run}, {len(replay.records)} records) with the current code"
         )
     )
     steps: list[Step] = []

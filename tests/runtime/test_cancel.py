@@ -202,3 +202,12 @@ def test_eddic_show_tells_a_cancel_and_its_reason(
     fields = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
     assert fields["cancel"] == "asked: changed my mind"
     assert fields["status"] == "cancelled"
+
+
+def test_wait_raises_workflow_cancelled_for_a_cancelled_instance(app: App) -> None:
+    iid = app.submit(cx_order, ["a"])
+    app.run_due()
+    app.cancel(iid, reason="late", inline=False)
+    app.run_due()
+    with pytest.raises(WorkflowCancelled, match="late"):
+        app.wait(iid, timeout=5)

@@ -196,3 +196,15 @@ def test_eddic_show_tells_the_run(app: App, capsys: pytest.CaptureFixture[str]) 
     assert main(["show", iid, "--db", app.storage.db_url]) == 0
     fields = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
     assert fields["run"] == "3 (continued as new 2 times)"
+
+
+def test_eddic_replay_says_which_run_it_replays(
+    app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eddic.cli import main
+
+    iid = app.start(cn_counter, Tally(count=0, until=7), instance_id="replayed-loop")
+    capsys.readouterr()
+    assert main(["replay", iid, "--db", app.storage.db_url]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "run 3: continued as new 2 times" in first
