@@ -7,16 +7,21 @@ new class here and new entries there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
 
 
 class Command:
-    """Base of everything a workflow may yield."""
+    """Base of everything a workflow may yield (or, in an ``async def`` workflow, await)."""
 
     __slots__ = ()
+
+    def __await__(self) -> Generator[Command, Any, Any]:
+        # ``await command`` yields the command itself to the interpreter driving the
+        # coroutine, and returns what the interpreter sends back: the command's value.
+        return (yield self)
 
 
 @runtime_checkable

@@ -2,7 +2,11 @@
 
 Theory of operation
 -------------------
-A workflow is a generator that yields commands. The interpreter owns the generator and two
+A workflow is a generator that yields commands, or an ``async def`` coroutine that awaits them:
+a command's ``__await__`` yields the command itself, so a coroutine reaches the interpreter
+exactly as a generator does (``send``, ``throw``, ``StopIteration``) and everything below holds
+for both; awaiting anything else (``asyncio.sleep``, a future) reaches it as a value that is not
+a command, and a ``TypeError`` is thrown in there. The interpreter owns the generator and two
 streams of records: the history it is fed (``feed``/``replay``) and the new records it decides
 (``decide``). It never performs I/O and never reads a clock: every time it knows comes from a
 record, or from the start time it was given.
@@ -57,7 +61,7 @@ import functools
 import inspect
 import uuid
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -146,7 +150,8 @@ class Interpreter:
         self._workflow = workflow
         self._input = input
         self._context = context_factory(self)
-        self._gen: Generator[Any, Any, Any] | None = None
+        # the generator, or the coroutine of an ``async def`` workflow (the same protocol)
+        self._gen: Generator[Any, Any, Any] | Coroutine[Any, Any, Any] | None = None
         self._started = False
         self._gen_done = False
         self._next_seq = 1
@@ -502,19 +507,11 @@ class Interpreter:
         except BaseException as exc:
             self._stop_at(exc)
             raise
-        if inspect.isgenerator(produced):
+        if inspect.isgenerator(produced) or inspect.iscoroutine(produced):
+            # A coroutine is driven exactly as a generator: ``await command`` runs the
+            # command's ``__await__``, which yields the command itself out to here.
             self._gen = produced
             self._step(None, None)
-        elif inspect.iscoroutine(produced):
-            produced.close()  # never awaited, and never warned about
-            self._gen_finished(
-                None,
-                TypeError(
-                    f"workflow {_name_of(workflow)} is an async def function: async def "
-                    "workflows are not supported yet; write it as a generator function that "
-                    "yields its commands (`result = yield charge(order)`)"
-                ),
-            )
         elif inspect.isasyncgen(produced):
             self._gen_finished(
                 None,
@@ -760,6 +757,7 @@ def _check_command(obj: Any) -> str | None:
         return None
     known = ", ".join(sorted(cls.__name__ for cls in (*LEAVES, *COMBINATORS)))
     return (
-        f"workflow yielded {obj!r} (a {type(obj).__qualname__}), which is not an eddic command; "
-        f"yield one of {known}"
+        f"workflow yielded or awaited {obj!r} (a {type(obj).__qualname__}), which is not an "
+        f"eddic command; yield or await one of {known} (an async def workflow cannot await "
+        "asyncio's sleeps, tasks or futures: they are not replayed; use Sleep and activities)"
     )

@@ -313,12 +313,12 @@ def _result_type(annotation: Any) -> Any:
 
 
 class Workflow(Generic[F]):
-    """A registered workflow: a generator function taking ``ctx`` and one input parameter.
+    """A registered workflow: a generator function (``yield`` each command) or an ``async def``
+    function (``await`` each command), taking ``ctx`` and one input parameter.
 
     What it cannot run is refused here, at decoration time, with a ``TypeError``: something that
     is not a function, a plain function (a forgotten ``yield``), an async generator, or a
-    signature other than ``(ctx)`` / ``(ctx, input)``. An ``async def`` workflow decorates (the
-    kernel refuses to start one, for now).
+    signature other than ``(ctx)`` / ``(ctx, input)``.
     """
 
     def __init__(
@@ -333,15 +333,18 @@ class Workflow(Generic[F]):
         kind = _kind(func)
         if kind == "plain":
             raise TypeError(
-                f"workflow {self.name!r} is a plain function, not a generator function: a "
-                "workflow yields each command it waits on (`result = yield charge(order)`); "
-                "did you forget `yield`?"
+                f"workflow {self.name!r} is a plain function, neither a generator function nor "
+                "an async def one: a workflow yields each command it waits on (`result = yield "
+                "charge(order)`), or awaits it in an async def (`result = await "
+                "charge(order)`); did you forget `yield`?"
             )
         if kind == "async generator":
             raise TypeError(
-                f"workflow {self.name!r} is an async generator function; a workflow is a "
-                "generator function (`def` with `yield`)"
+                f"workflow {self.name!r} is an async generator function (async def with "
+                "yield); a workflow is a generator function (`def` with `yield`) or an async "
+                "def function that awaits its commands"
             )
+        self.is_async = kind == "coroutine"
         params = list(sig.parameters.values())
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         if not params or params[0].kind not in positional:

@@ -216,9 +216,12 @@ class Activities:
             self._bodies.start(begun, pending.command, live.recorded_args.get(begun.seq))
         return None
 
-    def _await_bodies(self, live: LiveInstance, running: dict[int, Running]) -> None:
+    def _await_bodies(self, live: LiveInstance, running: dict[int, Running]) -> StepWrite | None:
         """Wait for the first body to end or the next deadline, then settle, in the order they
-        happened, every body that ended and every attempt that overran its timeout."""
+        happened, every body that ended and every attempt that overran its timeout; the last
+        step committed (the one that may have released the lease: the instance waits now), or
+        None when none was."""
+        last: StepWrite | None = None
         now = utcnow()
         survey = live.survey(now)
         wait = AWAIT_SLICE_SECONDS
@@ -234,7 +237,7 @@ class Activities:
         for run in wait_first(list(running.values()), wait):
             del running[run.seq]
             self._let_go(run)
-            self._settle_run(live, run, outcome_of(run))
+            last = self._settle_run(live, run, outcome_of(run))
         clock = time.monotonic()
         for run in list(running.values()):
             overrun = run.overrun(clock)
@@ -246,7 +249,8 @@ class Activities:
             self._let_go(run)
             if run.act.is_async and run.future is not None:
                 run.future.cancel()  # an async body can be stopped: its task is cancelled
-            self._settle_run(live, run, Outcome(error=overrun))
+            last = self._settle_run(live, run, Outcome(error=overrun))
+        return last
 
     def abandon_bodies(self, running: dict[int, Running]) -> None:
         """The driver stops with bodies still running (lease lost, instance parked): they run

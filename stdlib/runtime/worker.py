@@ -307,9 +307,11 @@ class Worker(Activities):
                     step = step or self._resolve_due(live, now)
                     if step is None:
                         if running:
-                            self._await_bodies(live, running)
-                            continue
-                        step = self._wait(live, now)
+                            step = self._await_bodies(live, running)
+                            if step is None:
+                                continue
+                        else:
+                            step = self._wait(live, now)
                 if not step.release:
                     continue
                 if not step.woke:

@@ -9,7 +9,8 @@ Only ``eddic.kernel`` is imported: these tests need no database, thread or clock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Generator, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -63,6 +64,60 @@ def failed(
     return Resolved(seq, at(t), failure=Failure(type, message, attempts))
 
 
+#: The style the helpers run workflows in: "generator" as written, or "async", the generator
+#: function turned into its ``async def`` twin (``async_twin``). tests/kernel/conftest.py runs
+#: every test of a module that uses these helpers in both.
+STYLE = ["generator"]
+
+
+class _Awaiting:
+    """What the twin awaits for one yielded object: it yields that very object out."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self.obj)
+
+
+def async_twin(gen_func: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``async def`` twin of a generator workflow: it awaits what the generator yields (so
+    the interpreter sees the same objects), sends back the values and throws back the errors."""
+
+    async def twin(*args: Any, **kwargs: Any) -> Any:
+        gen = gen_func(*args, **kwargs)
+        if not inspect.isgenerator(gen):
+            return gen
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = gen.send(value) if error is None else gen.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value, error = await _Awaiting(yielded), None
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:  # a command's failure, Cancelled, ...
+                value, error = None, exc
+
+    twin.__signature__ = inspect.signature(gen_func)  # type: ignore[attr-defined]
+    twin.__name__ = getattr(gen_func, "__name__", "twin")
+    twin.__qualname__ = getattr(gen_func, "__qualname__", "twin")
+    return twin
+
+
+def in_style(workflow: Callable[..., Any]) -> Callable[..., Any]:
+    """``workflow`` in the style of this run of the test (see ``STYLE``)."""
+    if STYLE[0] == "async" and inspect.isgeneratorfunction(workflow):
+        return async_twin(workflow)
+    return workflow
+
+
 def interpreter(
     workflow: Callable[..., Any],
     input: Any = None,
@@ -70,7 +125,7 @@ def interpreter(
     instance_id: str = INSTANCE,
     started_at: datetime = T0,
 ) -> Interpreter:
-    return Interpreter(workflow, input, instance_id=instance_id, started_at=started_at)
+    return Interpreter(in_style(workflow), input, instance_id=instance_id, started_at=started_at)
 
 
 def replayed(

@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from kernel_histories import T0
+from kernel_histories import T0, in_style
 from test_properties import LiveRun, leaves, outcome, state, to_command
 
 from eddic.kernel import (
@@ -80,7 +80,8 @@ def make_workflow(program: tuple[list[Any], bool], trace: list[Any]) -> Any:
 
 
 def new_interpreter(program: tuple[list[Any], bool], trace: list[Any]) -> Interpreter:
-    return Interpreter(make_workflow(program, trace), instance_id=INSTANCE, started_at=T0)
+    workflow = in_style(make_workflow(program, trace))  # as written, or its async def twin
+    return Interpreter(workflow, instance_id=INSTANCE, started_at=T0)
 
 
 def child_outcome(pending: Pending, clock: Any, data: st.DataObject) -> Resolved:

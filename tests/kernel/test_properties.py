@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_histories import T0
+from kernel_histories import T0, in_style
 
 from eddic.kernel import (
     ActivityRef,
@@ -103,7 +103,8 @@ def make_workflow(program: tuple[list[Any], bool], trace: list[Any]) -> Any:
 
 
 def new_interpreter(program: tuple[list[Any], bool], trace: list[Any]) -> Interpreter:
-    return Interpreter(make_workflow(program, trace), instance_id=INSTANCE, started_at=T0)
+    workflow = in_style(make_workflow(program, trace))  # as written, or its async def twin
+    return Interpreter(workflow, instance_id=INSTANCE, started_at=T0)
 
 
 # -- observing an interpreter ---------------------------------------------------------------------

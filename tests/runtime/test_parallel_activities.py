@@ -385,3 +385,19 @@ def test_a_failed_fan_out_branch_fails_the_all_once_the_others_are_recorded(app:
         app.result(iid)
     resolved = sorted(r["seq"] for r in app.history(iid) if r["record"] == "resolved")
     assert resolved == [1, 2]  # the still-running branch's outcome is recorded too
+
+
+@workflow
+def pa_then_wait(ctx: WorkflowContext) -> list:
+    return list((yield All(pa_sleep("a", 0.2), WaitEvent("pa.never"))))
+
+
+def test_the_outcome_that_leaves_the_instance_waiting_releases_it_once(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The activity runs among the others (an event wait is pending too); its outcome's step
+    # releases the lease, and the driver must not release it a second time.
+    with caplog.at_level("WARNING", logger="eddic"):
+        iid = app.start(pa_then_wait)
+    assert app.get_instance(iid)["status"] == "waiting_for_event"
+    assert not [r for r in caplog.records if "lost its lease" in r.getMessage()]
