@@ -156,18 +156,38 @@ class SleepUntil(Command):
 
 @dataclass(frozen=True, init=False)
 class WaitEvent(Command):
-    """Wait for an external event of ``event_type``; ``EventTimeout`` after ``timeout`` seconds."""
+    """Wait for an external event of ``event_type``; ``EventTimeout`` after ``timeout`` seconds.
+
+    ``match`` (a mapping of field names to values) takes only an event whose ``data`` is an
+    object holding every one of those fields with an equal value; the others wait for a later
+    wait (first in, first out among the matching)."""
 
     event_type: str
     timeout: float | None
+    match: Mapping[str, Any] | None
 
-    def __init__(self, event_type: str, timeout: float | timedelta | None = None) -> None:
+    def __init__(
+        self,
+        event_type: str,
+        timeout: float | timedelta | None = None,
+        *,
+        match: Mapping[str, Any] | None = None,
+    ) -> None:
         object.__setattr__(self, "event_type", _event_type(event_type, "WaitEvent"))
         object.__setattr__(
             self,
             "timeout",
             None if timeout is None else finite_seconds(timeout, "WaitEvent timeout"),
         )
+        if match is not None:
+            if not isinstance(match, Mapping):
+                raise TypeError(f"WaitEvent match must be a mapping of fields, got {match!r}")
+            if not match or not all(isinstance(k, str) and k for k in match):
+                raise ValueError(
+                    f"WaitEvent match must name at least one field, by non-empty strings: {match!r}"
+                )
+            match = dict(match)
+        object.__setattr__(self, "match", match)
 
 
 @dataclass(frozen=True)

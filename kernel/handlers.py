@@ -106,7 +106,11 @@ ARGS: dict[type[Any], Callable[[Any, str, int], Any]] = {
     CallActivity: lambda cmd, iid, seq: {"args": cmd.args, "kwargs": dict(cmd.kwargs)},
     Sleep: lambda cmd, iid, seq: {"seconds": cmd.seconds},
     SleepUntil: lambda cmd, iid, seq: {"until": cmd.when.isoformat()},
-    WaitEvent: lambda cmd, iid, seq: {"timeout": cmd.timeout},
+    WaitEvent: lambda cmd, iid, seq: (
+        {"timeout": cmd.timeout}
+        if cmd.match is None
+        else {"timeout": cmd.timeout, "match": cmd.match}
+    ),
     Publish: lambda cmd, iid, seq: {"data": cmd.data, "source": cmd.source},
     CallWorkflow: lambda cmd, iid, seq: {
         "input": cmd.input,

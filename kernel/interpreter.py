@@ -193,6 +193,11 @@ class Interpreter:
             ]
         return list(cached)
 
+    @property
+    def context(self) -> Context:
+        """The ``ctx`` the workflow received (what ``context_factory`` built)."""
+        return self._context
+
     def command(self, seq: int) -> Command | None:
         """The command yielded (or compensation emitted) at ``seq``, while it is unresolved."""
         leaf = self._leaves.get(seq)

@@ -32,13 +32,30 @@ class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 class WorkflowContext(Context):
     """What a workflow receives as ``ctx``: ``instance_id``, ``now()``, ``uuid()``,
-    ``is_replaying`` and ``log``, a logger that is silent while replaying."""
+    ``is_replaying``, ``log`` (a logger that is silent while replaying) and ``set_status``."""
 
-    __slots__ = ("_log",)
+    __slots__ = ("_log", "custom_status", "status_changed")
 
     def __init__(self, interpreter: Interpreter) -> None:
         super().__init__(interpreter)
         self._log: _ReplayAwareLogger | None = None
+        #: the value of the last ``set_status`` (JSON data), and whether the runtime has yet to
+        #: store it
+        self.custom_status: Any = None
+        self.status_changed = False
+
+    def set_status(self, value: Any) -> None:
+        """Show where the instance is (``get_instance(id)["custom_status"]``, ``eddic show``):
+        JSON-compatible data, stored with the instance's next step. It is instance state, not
+        history: a replay that runs the same code sets it again. ``TypeError`` for a value that
+        cannot be serialised."""
+        try:
+            snapshot = to_jsonable(value, what="the value of ctx.set_status")
+        except SerializationError as exc:
+            raise TypeError(str(exc)) from None
+        if snapshot != self.custom_status or not self.status_changed:
+            self.custom_status = snapshot
+            self.status_changed = True
 
     @property
     def log(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]

@@ -198,6 +198,8 @@ def instance_text(
     ]
     if info.get("output_data") is not None:
         head.append(("output", short(info["output_data"], 200)))
+    if info.get("custom_status") is not None:
+        head.append(("custom", short(info["custom_status"], 200)))
     if info.get("parent_id") is not None:
         head.append(("parent", str(info["parent_id"])))
     if (info.get("run") or 1) > 1:

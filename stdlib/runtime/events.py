@@ -57,7 +57,7 @@ _Candidate = tuple[datetime, int, int, Due]  # (when, event first on a tie, seq,
 def _timer_due(
     p: Pending,
     mailbox: Mapping[str, Sequence[tuple[int, Event]]],
-    taken: dict[str, int],
+    taken: set[int],
     now: datetime,
 ) -> _Candidate | None:
     deadline = p.deadline
@@ -69,7 +69,7 @@ def _timer_due(
 def _child_due(
     p: Pending,
     mailbox: Mapping[str, Sequence[tuple[int, Event]]],
-    taken: dict[str, int],
+    taken: set[int],
     now: datetime,
 ) -> _Candidate | None:
     queue = mailbox.get(wait_type(p), ())
@@ -93,15 +93,18 @@ def _child_due(
 def _event_due(
     p: Pending,
     mailbox: Mapping[str, Sequence[tuple[int, Event]]],
-    taken: dict[str, int],
+    taken: set[int],
     now: datetime,
 ) -> _Candidate | None:
     deadline = p.deadline
-    queue = mailbox.get(p.name, ())
-    index = taken.get(p.name, 0)
-    if index < len(queue) and (deadline is None or queue[index][1].time <= deadline):
-        mid, event = queue[index]
-        taken[p.name] = index + 1
+    args = p.record.args
+    match = args.get("match") if isinstance(args, Mapping) else None
+    for mid, event in mailbox.get(p.name, ()):
+        if mid in taken or (match is not None and not matches(event.data, match)):
+            continue
+        if deadline is not None and event.time > deadline:
+            break  # the oldest that fits came after the deadline: the timeout wins
+        taken.add(mid)
         resolved = Resolved(p.seq, now, event)
         return event.time, 0, p.seq, Due(resolved, dumps(event_to_json(event)), mid)
     if deadline is not None and deadline <= now:
@@ -110,6 +113,13 @@ def _event_due(
         )
         return deadline, 1, p.seq, Due(Resolved(p.seq, now, failure=failure), None, None)
     return None
+
+
+def matches(data: Any, match: Mapping[str, Any]) -> bool:
+    """Whether an event's ``data`` holds every field of ``match`` with an equal value."""
+    return isinstance(data, Mapping) and all(
+        key in data and data[key] == value for key, value in match.items()
+    )
 
 
 #: What can fall due by itself, by the kind of the pending command (the rest, activities, are
@@ -127,7 +137,7 @@ def next_due(
     ``mailbox`` holds the unconsumed events by type, oldest first, as ``(mailbox id, event)``.
     """
     candidates: list[_Candidate] = []
-    taken: dict[str, int] = {}  # events of a type already given to an earlier wait
+    taken: set[int] = set()  # mailbox events already given to an earlier wait
     for p in pending:
         rule = _DUE_BY_KIND.get(p.kind)
         found = None if rule is None else rule(p, mailbox, taken, now)

@@ -58,6 +58,7 @@ class LiveInstance:
     cancel_asked: tuple[str | None] | None = None
     parent: tuple[str, int] | None = None  # a child's parent: (instance id, seq of the call)
     next_run_at: datetime | None = None  # when the step that ended the run began the next
+    mailbox_seen: int = 0  # the newest mailbox row read for the instance (see StepWrite)
 
     def next_run(self, interp: Interpreter) -> None:
         """Go on with the next run (continue-as-new): its interpreter, none of the last run's

@@ -363,7 +363,9 @@ class Worker(Activities):
 
     def _new_step(self, live: LiveInstance) -> StepWrite:
         """An empty step of ``live``, fenced by this worker's lease on it."""
-        return StepWrite(live.instance_id, self.worker_id, live.epoch, key=live.key)
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch, key=live.key)
+        step.mailbox_seen = live.mailbox_seen
+        return step
 
     def _hand_back(self, live: LiveInstance, now: datetime) -> None:
         """Release the lease of an instance this worker stops running (``App.stop``)."""
@@ -401,6 +403,9 @@ class Worker(Activities):
         pending = live.interp.pending
         types = events.event_types(pending)
         mailbox = self.storage.mailbox(live.instance_id, types) if types else {}
+        for queue in mailbox.values():
+            if queue:
+                live.mailbox_seen = max(live.mailbox_seen, queue[-1][0])
         records: list[Any] = []
         values: dict[int, Any] = {}
         consumed: list[tuple[int, int]] = []
@@ -459,6 +464,8 @@ class Worker(Activities):
         self, live: LiveInstance, records: list[Any], values: dict[int, Any], now: datetime
     ) -> StepWrite:
         """The write for new records: history rows, outbox rows for publishes, new state."""
+        if any(isinstance(r, Scheduled) and r.kind == "event" for r in records):
+            live.mailbox_seen = 0  # a new wait may take an event the others left: look again
         step = self._new_step(live)
         step.history = live.rows(records, values)
         for record in records:
@@ -560,6 +567,10 @@ class Worker(Activities):
             if not step.release:
                 columns.update(self._lease_columns(live, now))
         columns["retry_after"] = None
+        ctx = interp.context
+        if getattr(ctx, "status_changed", False):  # ctx.set_status: instance state, not history
+            ctx.status_changed = False  # type: ignore[attr-defined]
+            columns["custom_status"] = dumps(ctx.custom_status)  # type: ignore[attr-defined]
         if not step.release and live.written:
             # Most steps change none of these: the commit then appends history and leaves the
             # instance's row (and its page in the WAL) alone; the lease check is a read.

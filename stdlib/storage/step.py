@@ -51,6 +51,10 @@ class StepWrite:
     # ... and cancels of abandoned children (instance id, reason as JSON), as ``request_cancel``
     cancels: list[tuple[str, str]] = field(default_factory=list)
     release: bool = False
+    # The newest mailbox row the worker has read for this instance: a release wakes it again
+    # only for a newer event (one it read and could not take, a WaitEvent(match=) refusing
+    # it, must not wake it over and over).
+    mailbox_seen: int = 0
     woke: bool = False  # set by write_rows: a waited-for event was already in the mailbox
 
 

@@ -97,6 +97,8 @@ _V5 = [
     # continue-as-new: the run in progress and the pos of the last record before it began
     "ALTER TABLE instances ADD COLUMN run integer NOT NULL DEFAULT 1",
     "ALTER TABLE instances ADD COLUMN run_start_pos integer NOT NULL DEFAULT 0",
+    # ctx.set_status: where the instance says it is (JSON), instance state, never history
+    "ALTER TABLE instances ADD COLUMN custom_status text",
 ]
 
 

@@ -74,7 +74,7 @@ _WOKE = (
     "cancel_requested_at IS NOT NULL OR EXISTS ("
     "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
     "AND m.event_type = w.event_type WHERE m.instance_id = %s "
-    "AND m.consumed_seq IS NULL)) RETURNING 1) SELECT pg_notify(%s, '') FROM w"
+    "AND m.consumed_seq IS NULL AND m.id > %s)) RETURNING 1) SELECT pg_notify(%s, '') FROM w"
 )
 _FINISHED = ("completed", "failed", "cancelled")
 _CHILD = (
@@ -235,7 +235,7 @@ def write_rows(
         woke = cur.connection.cursor()
         # notifies by itself when it wakes the instance (a second NOTIFY of the same channel
         # and payload in one transaction is delivered once)
-        woke.execute(_WOKE, [now, iid, iid, channel])
+        woke.execute(_WOKE, [now, iid, iid, step.mailbox_seen, channel])
     if notify:
         cur.execute(_NOTIFY, [channel])
 

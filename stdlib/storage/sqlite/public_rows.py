@@ -204,6 +204,7 @@ def public_instance(row: Mapping[str, Any]) -> dict[str, Any]:
         "cancel_requested": row.get("cancel_reason") is not None,
         "parent_id": c.raw("parent_id"),  # a child workflow's parent
         "run": row.get("run", 1),  # continue-as-new: the run in progress, from 1
+        "custom_status": c.json("custom_status"),  # ctx.set_status's last value
     }
 
 

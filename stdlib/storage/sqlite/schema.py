@@ -188,6 +188,8 @@ def _v4_lifecycle(db: sqlite_utils.Database) -> None:
     # began (history positions go on across runs; a replay reads the current run's alone)
     db.execute("ALTER TABLE instances ADD COLUMN run INTEGER NOT NULL DEFAULT 1")
     db.execute("ALTER TABLE instances ADD COLUMN run_start_pos INTEGER NOT NULL DEFAULT 0")
+    # ctx.set_status: where the instance says it is (JSON), instance state, never history
+    db.execute("ALTER TABLE instances ADD COLUMN custom_status TEXT")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {

@@ -247,8 +247,8 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
             ready = cur.execute(
                 "SELECT 1 FROM mailbox m JOIN event_waits w ON m.instance_id = w.instance_id "
                 "AND m.event_type = w.event_type WHERE m.instance_id = ? "
-                "AND m.consumed_seq IS NULL LIMIT 1",
-                [iid],
+                "AND m.consumed_seq IS NULL AND m.id > ? LIMIT 1",
+                [iid, step.mailbox_seen],
             ).fetchone()
         step.woke = ready is not None  # set afresh: a group commit may run this twice
         if ready:
