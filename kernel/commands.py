@@ -246,6 +246,13 @@ class ContinueAsNew(Command):
         self.__dict__.update(input=input)
 
 
+@dataclass(frozen=True)
+class Marker(Command):
+    """What ``ctx.patched(change_id)`` records: never yielded by a workflow itself."""
+
+    change_id: str
+
+
 def run_key(instance_id: str, run: int) -> str:
     """What a run's derived ids (``ctx.uuid()``, event ids, child ids) are derived from: the
     instance id for the first run, ``<id>#<run>`` for the later ones, so runs never collide."""

@@ -30,6 +30,8 @@ class Host(Protocol):
 
     def next_uuid(self) -> uuid.UUID: ...
 
+    def patched(self, change_id: str) -> bool: ...
+
 
 class Context:
     """The kernel's workflow context. ``eddic.WorkflowContext`` extends it with a logger."""
@@ -55,3 +57,16 @@ class Context:
     def uuid(self) -> uuid.UUID:
         """A uuid that is the same on every replay: uuid5 of instance id, seq and call count."""
         return self._interpreter.next_uuid()
+
+    def patched(self, change_id: str) -> bool:
+        """Whether this run takes the code of change ``change_id``: True for a new run, or one
+        whose history passed this point with the change; False replaying history recorded
+        before it (the old code's path then). Guard a change to a workflow with running
+        instances: ``if ctx.patched("send-receipt"): yield send_receipt(...)``."""
+        return self._interpreter.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Mark a change every instance has passed (its ``patched`` guard removed, the new
+        code kept): records nothing; a marker of it in history is accepted and skipped."""
+        if not isinstance(change_id, str) or not change_id:
+            raise ValueError(f"a change id must be a non-empty string, got {change_id!r}")

@@ -19,6 +19,7 @@ from .commands import (
     CallWorkflow,
     ContinueAsNew,
     First,
+    Marker,
     Publish,
     Sleep,
     SleepUntil,
@@ -117,6 +118,7 @@ ARGS: dict[type[Any], Callable[[Any, str, int], Any]] = {
         "instance_id": cmd.instance_id or child_instance_id(iid, seq),
     },
     ContinueAsNew: lambda cmd, iid, seq: {"input": cmd.input},
+    Marker: lambda cmd, iid, seq: {},
 }
 
 #: Combinators: how a node settles once its children do.

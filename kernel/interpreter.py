@@ -44,6 +44,14 @@ ends the code like a failure (its compensations run, newest first) and the insta
 ``CANCELLED``. A cancel that finds the code already finished (returned, raised, compensating)
 changes nothing; it stays in history.
 
+Versioning: ``ctx.patched(change_id)`` records a *marker* (a ``Scheduled`` record of kind
+``marker``, seq 0: it takes no seq, so history with and without it numbers its commands alike).
+Live, it records one and returns True. Replaying, it looks at the next record of the history
+being replayed (``replay`` and ``expect`` give the interpreter that look-ahead): that change's
+marker there, True; anything else, the history predates the change, False, and nothing is
+recorded. A marker in history that no ``patched`` call expects (its code removed, or kept under
+``deprecate_patch``) is dropped: markers are optional on replay.
+
 Saga: when an activity that carries a compensation completes, the compensation is pushed on a
 stack. A generator that returns drops the stack; one that raises leaves the interpreter
 *failing*: once no activity is outstanding, it emits the compensations one at a time, newest
@@ -66,7 +74,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .commands import CallActivity, Command, run_key
+from .commands import CallActivity, Command, Marker, run_key
 from .context import Context, derived_uuid
 from .errors import Cancelled, EddicError, NonDeterminismError
 from .handlers import (
@@ -167,6 +175,7 @@ class Interpreter:
         self.cancel: Cancel | None = None  # the Cancel fed, once one is
         # abandoned leaves of CANCELLED_ON_ABANDON kinds (children), for the host to cancel
         self.abandoned: list[Pending] = []
+        self._ahead: deque[Record] = deque()  # the history still to replay, for ``patched``
         self._observer = observer
         self._check = check
 
@@ -209,6 +218,8 @@ class Interpreter:
 
     def replay(self, records: Iterable[Record]) -> None:
         """Feed recorded history, in the order it was appended."""
+        records = list(records)
+        self.expect(records)
         self.is_replaying = True
         feed = self.feed
         try:
@@ -216,6 +227,26 @@ class Interpreter:
                 feed(record)
         finally:
             self.is_replaying = False
+
+    def expect(self, records: Iterable[Record]) -> None:
+        """The history about to be fed, for a caller that feeds it record by record (a step
+        debugger): ``patched`` decides by the next record still to come."""
+        self._ahead = deque(records)
+
+    def patched(self, change_id: str) -> bool:
+        """``ctx.patched``: whether this run takes the changed code (see the theory of
+        operation)."""
+        if not isinstance(change_id, str) or not change_id:
+            raise ValueError(f"a change id must be a non-empty string, got {change_id!r}")
+        ahead = self._ahead
+        if ahead:
+            head = ahead[0]
+            taken = type(head) is Scheduled and head.kind == "marker" and head.name == change_id
+            if not taken:
+                return False  # recorded before the change: the old code's path
+        # A marker leaf: recorded by decide() (or matched by the replay), never pending.
+        self._unmatched.append(Leaf(0, Marker(change_id), "marker", change_id, None, None))
+        return True
 
     def feed(self, record: Record) -> None:
         """Feed one record: a recorded ``Scheduled``, a ``Resolved`` outcome (old or new), or a
@@ -230,7 +261,12 @@ class Interpreter:
         if record.at.tzinfo is None:
             raise ValueError(f"record {record!r} has a naive time")
         if not self._started:
-            self._ensure_started()
+            self._ensure_started()  # the code's first patched() sees this record still to come
+        ahead = self._ahead
+        if ahead and ahead[0] is record:
+            ahead.popleft()
+        elif ahead:
+            ahead.clear()  # fed something else than expected: no look-ahead any more
         if cls is Resolved:
             self._resolve(record)  # type: ignore[arg-type]
         elif cls is Scheduled:
@@ -277,6 +313,11 @@ class Interpreter:
     # -- matching -------------------------------------------------------------------------------
 
     def _match(self, record: Scheduled) -> None:
+        if record.kind == "marker":
+            unmatched = self._unmatched
+            if unmatched and unmatched[0].kind == "marker" and unmatched[0].name == record.name:
+                unmatched.popleft()  # the patched() call that expected it
+            return  # else optional: no patched() expects it any more (deprecated, removed)
         if not self._unmatched:
             recorded = f"{_describe(record.kind, record.name)} at seq {record.seq}"
             current = self._where_is_the_code()

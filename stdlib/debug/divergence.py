@@ -76,7 +76,29 @@ class Divergence:
                     f"  {name:<8} {text:<{width}} {mark} {_show(diff.now, self.now, name)}"
                 )
         lines.append(textwrap.fill(self.message, 100, initial_indent="  ", subsequent_indent="  "))
+        lines.append(
+            textwrap.fill(self.fix(), 100, initial_indent="  fix: ", subsequent_indent="       ")
+        )
         return "\n".join(lines)
+
+    def fix(self) -> str:
+        """How a ``ctx.patched`` guard would make the change safe for this instance."""
+        new = self.now_text if self.now is not None else "the new code"
+        old = self.recorded_text if self.recorded is not None else "what it did before"
+        change = _change_id(self.now or self.recorded or {})
+        return (
+            f"if the change at seq {self.seq} is meant, guard it: put the new code ({new}) "
+            f"under `if ctx.patched({change!r}):` and keep the old path ({old}) in its `else:`; "
+            "instances recorded before the change replay the old path, new ones take the new. "
+            "Once no instance is left before the change, drop the guard and call "
+            f"ctx.deprecate_patch({change!r})."
+        )
+
+
+def _change_id(side: Mapping[str, Any]) -> str:
+    """A change id to propose, from the command the change is about."""
+    name = str(side.get("name") or "change")
+    return f"{name}-v2".replace(" ", "-")
 
 
 def _clip(text: str, limit: int = 60) -> str:

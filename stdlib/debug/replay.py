@@ -297,11 +297,16 @@ class Replay:
             run=self.run_number,
         )
         self.divergence, self.phase, self.result, self.error = None, None, None, None
+        interp.expect(self.records)  # ctx.patched() decides by the record still to come
         for record in self.records:
             compensating = interp.phase is Phase.COMPENSATING
             tracker.before(record)
             try:
-                interp.replay((record,))
+                interp.is_replaying = True
+                try:
+                    interp.feed(record)  # one at a time; expect() gave it the look-ahead
+                finally:
+                    interp.is_replaying = False
             except NonDeterminismError as exc:
                 tracker.drain()
                 emit(self._diverged(exc, record, interp, tracker.matched, compensating))
