@@ -34,6 +34,7 @@ from .kernel import (
 )
 from .retry import RetryPolicy
 from .runtime.app import App
+from .runtime.async_app import AsyncApp
 
 __all__ = [
     "ActivityContext",
@@ -41,6 +42,7 @@ __all__ = [
     "ActivityTimeout",
     "All",
     "App",
+    "AsyncApp",
     "CallActivity",
     "CallWorkflow",
     "Cancelled",

@@ -30,6 +30,7 @@ EXPECTED = {
     "CallWorkflow",
     "ChildWorkflowFailed",
     "ContinueAsNew",
+    "AsyncApp",
     "WorkflowFailed",
     "EventTimeout",
     "NonDeterminismError",
