@@ -19,6 +19,7 @@ from .commands import (
     WaitEvent,
     activity_name,
     child_instance_id,
+    event_matches,
     run_key,
 )
 from .context import EDDIC_NAMESPACE, Context, derived_uuid
@@ -80,5 +81,6 @@ __all__ = [
     "activity_name",
     "child_instance_id",
     "derived_uuid",
+    "event_matches",
     "run_key",
 ]

@@ -253,6 +253,16 @@ class Marker(Command):
     change_id: str
 
 
+def event_matches(data: Any, match: Mapping[str, Any] | None) -> bool:
+    """Whether an event's ``data`` satisfies a ``WaitEvent``'s ``match``: no match at all, or
+    data that is an object holding every one of its fields with an equal value."""
+    if match is None:
+        return True
+    return isinstance(data, Mapping) and all(
+        key in data and data[key] == value for key, value in match.items()
+    )
+
+
 def run_key(instance_id: str, run: int) -> str:
     """What a run's derived ids (``ctx.uuid()``, event ids, child ids) are derived from: the
     instance id for the first run, ``<id>#<run>`` for the later ones, so runs never collide."""

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from ..codec import decode_value, event_to_json
-from ..kernel import Event, Failure, Pending, Resolved
+from ..kernel import Event, Failure, Pending, Resolved, event_matches
 from ..serde import dumps
 
 #: Event types a sender may not use: eddic's own deliveries (a child's outcome to its parent).
@@ -37,6 +37,13 @@ def child_event_type(child_id: str) -> str:
     """The mailbox event type a child's outcome reaches its parent's ``CallWorkflow`` under
     (by the child's id, which no other call of any run of the parent shares)."""
     return f"{RESERVED_PREFIX}child:{child_id}"
+
+
+def wait_match(p: Pending) -> str | None:
+    """The JSON text of a ``WaitEvent``'s ``match`` (stored with its wait, for broadcasts)."""
+    args = p.record.args
+    match = args.get("match") if p.kind == "event" and isinstance(args, Mapping) else None
+    return None if match is None else dumps(match)
 
 
 def wait_type(p: Pending) -> str:
@@ -100,7 +107,7 @@ def _event_due(
     args = p.record.args
     match = args.get("match") if isinstance(args, Mapping) else None
     for mid, event in mailbox.get(p.name, ()):
-        if mid in taken or (match is not None and not matches(event.data, match)):
+        if mid in taken or not event_matches(event.data, match):
             continue
         if deadline is not None and event.time > deadline:
             break  # the oldest that fits came after the deadline: the timeout wins
@@ -113,13 +120,6 @@ def _event_due(
         )
         return deadline, 1, p.seq, Due(Resolved(p.seq, now, failure=failure), None, None)
     return None
-
-
-def matches(data: Any, match: Mapping[str, Any]) -> bool:
-    """Whether an event's ``data`` holds every field of ``match`` with an equal value."""
-    return isinstance(data, Mapping) and all(
-        key in data and data[key] == value for key, value in match.items()
-    )
 
 
 #: What can fall due by itself, by the kind of the pending command (the rest, activities, are

@@ -550,7 +550,7 @@ class Worker(Activities):
         waits = survey.events
         if waits or live.waits:
             step.waits_added = [
-                (seq, events.wait_type(p), p.deadline)
+                (seq, events.wait_type(p), p.deadline, events.wait_match(p))
                 for seq, p in waits.items()
                 if seq not in live.waits
             ]
@@ -662,7 +662,7 @@ class Worker(Activities):
     def _after_commit(self, live: LiveInstance, step: StepWrite) -> None:
         live.written.update(step.columns)
         live.waits.difference_update(step.waits_removed)
-        live.waits.update(seq for seq, _t, _d in step.waits_added)
+        live.waits.update(seq for seq, _t, _d, _m in step.waits_added)
         if live.interp.finished:
             self._cache.pop(live.instance_id, None)
             if step.outbox and not self._wake.is_set():

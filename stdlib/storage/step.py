@@ -35,7 +35,8 @@ class StepWrite:
     history: list[tuple[Any, ...]] = field(default_factory=list)
     # (event_id, instance_id, seq, event_type, source, data, time, next_attempt_at)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    waits_added: list[tuple[int, str, datetime | None]] = field(default_factory=list)
+    # (seq, event type, deadline, the JSON of a WaitEvent's match or None)
+    waits_added: list[tuple[int, str, datetime | None, str | None]] = field(default_factory=list)
     waits_removed: list[int] = field(default_factory=list)
     mailbox_consumed: list[tuple[int, int]] = field(default_factory=list)  # (mailbox id, seq)
     # (seq, started, failures, next_at, last_failure); a row's heartbeat details are kept

@@ -80,7 +80,7 @@ def _full_step(iid: str, owner: str, epoch: int, pos: int = 2) -> StepWrite:
         epoch,
         history=[_hist(iid, pos), _hist(iid, pos + 1)],
         outbox=[(f"e{pos}", iid, pos, "t", "s", "{}", T0, T0)],
-        waits_added=[(pos, "go", None)],
+        waits_added=[(pos, "go", None, None)],
         attempts=[(pos, 1, 0, None, None)],
         columns={"status": "waiting_for_event", "updated_at": T0},
     )
@@ -365,7 +365,7 @@ def test_only_commits_that_leave_work_for_others_notify(postgres_schema_url: str
         assert heard()
         writer.deliver("go", "null", source="s", event_id="ev1", now=T0, instance_id="w")
         assert heard()  # the event (the instance does not wait for it yet)
-        waits = StepWrite("w", "w1", 1, waits_added=[(3, "go", None)], release=True)
+        waits = StepWrite("w", "w1", 1, waits_added=[(3, "go", None, None)], release=True)
         waits.columns = {"status": "waiting_for_event"}
         writer.commit_step(waits, T0)  # the event was there already: it wakes the instance
         assert waits.woke and heard()

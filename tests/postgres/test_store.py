@@ -261,7 +261,7 @@ def _waiting(store: PostgresStorage, iid: str, event_type: str = "paid") -> None
             iid,
             "w1",
             1,
-            waits_added=[(1, event_type, None)],
+            waits_added=[(1, event_type, None, None)],
             columns={"status": "waiting_for_event", "wake_at": None},
             release=True,
         ),
@@ -312,7 +312,7 @@ def test_an_event_already_in_the_mailbox_wakes_a_step_that_starts_waiting(store:
         "i1",
         "w1",
         1,
-        waits_added=[(2, "paid", None)],
+        waits_added=[(2, "paid", None, None)],
         columns={"status": "waiting_for_event", "wake_at": None},
         release=True,
     )

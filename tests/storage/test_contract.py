@@ -203,7 +203,7 @@ def test_claimers_in_two_threads_never_take_one_instance_twice(store: Store) -> 
 def test_events_reach_the_mailbox_once(store: Store) -> None:
     _create(store, "i-1")
     step = StepWrite("i-1", "w1", 1, columns={"status": "waiting_for_event"})
-    step.waits_added = [(2, "paid", None)]
+    step.waits_added = [(2, "paid", None, None)]
     store.commit_step(step, T0)
     reached = store.deliver("paid", '{"n": 1}', source="s", event_id="e1", now=T0)
     assert reached == [("i-1", "wf")]  # a broadcast: i-1 waits on "paid"

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...kernel import EddicError, Event, InstanceNotFound
 from ...serde import loads
+from ..broadcast import matching_targets
 from .rows import utc
 from .steps import Cursor
 
@@ -64,12 +65,12 @@ def deliver(
         targets = [(instance_id, str(row[1]))]
     else:
         cur.execute(
-            "SELECT i.instance_id, i.workflow_name FROM instances i WHERE i.instance_id IN "
-            "(SELECT w.instance_id FROM event_waits w WHERE w.event_type = %s) "
+            "SELECT i.instance_id, i.workflow_name, w.match FROM instances i "
+            "JOIN event_waits w ON w.instance_id = i.instance_id WHERE w.event_type = %s "
             "ORDER BY i.instance_id FOR UPDATE OF i",
             [event_type],
         )
-        targets = cur.fetchall()
+        targets = matching_targets(cur.fetchall(), payload)
     reached: list[tuple[str, str]] = []
     for target, name in targets:
         cur.execute(

@@ -99,6 +99,8 @@ _V5 = [
     "ALTER TABLE instances ADD COLUMN run_start_pos integer NOT NULL DEFAULT 0",
     # ctx.set_status: where the instance says it is (JSON), instance state, never history
     "ALTER TABLE instances ADD COLUMN custom_status text",
+    # WaitEvent(match=): a broadcast reaches only the waits it matches
+    "ALTER TABLE event_waits ADD COLUMN match text",
 ]
 
 

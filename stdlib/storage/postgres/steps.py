@@ -43,9 +43,9 @@ _OUTBOX = (
 )
 _WAITS_REMOVED = "DELETE FROM event_waits WHERE instance_id = %s AND seq = ANY(%s)"
 _WAITS_ADDED = (
-    "INSERT INTO event_waits (instance_id, seq, event_type, deadline) "
-    "VALUES (%s,%s,%s,%s) ON CONFLICT (instance_id, seq) DO UPDATE "
-    "SET event_type = excluded.event_type, deadline = excluded.deadline"
+    "INSERT INTO event_waits (instance_id, seq, event_type, deadline, match) "
+    "VALUES (%s,%s,%s,%s,%s) ON CONFLICT (instance_id, seq) DO UPDATE "
+    "SET event_type = excluded.event_type, deadline = excluded.deadline, match = excluded.match"
 )
 _CONSUMED = "UPDATE mailbox SET consumed_seq = %s WHERE id = %s"
 _ATTEMPTS = (

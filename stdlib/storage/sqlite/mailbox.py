@@ -10,6 +10,7 @@ import sqlite_utils
 from ...clock import from_text, to_text
 from ...kernel import EddicError, Event, InstanceNotFound
 from ...serde import loads
+from ..broadcast import matching_targets
 
 _FINISHED = ("completed", "failed", "cancelled")
 
@@ -57,11 +58,12 @@ def deliver(
             )
         targets = [(instance_id, str(row[1]))]
     else:
-        targets = db.execute(
-            "SELECT DISTINCT w.instance_id, i.workflow_name FROM event_waits w "
+        waiting = db.execute(
+            "SELECT w.instance_id, i.workflow_name, w.match FROM event_waits w "
             "JOIN instances i ON i.instance_id = w.instance_id WHERE w.event_type = ?",
             [event_type],
         ).fetchall()
+        targets = matching_targets(waiting, payload)
     reached: list[tuple[str, str]] = []
     when = to_text(now)
     for target, name in targets:

@@ -190,6 +190,8 @@ def _v4_lifecycle(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE instances ADD COLUMN run_start_pos INTEGER NOT NULL DEFAULT 0")
     # ctx.set_status: where the instance says it is (JSON), instance state, never history
     db.execute("ALTER TABLE instances ADD COLUMN custom_status TEXT")
+    # WaitEvent(match=): a broadcast reaches only the waits it matches
+    db.execute("ALTER TABLE event_waits ADD COLUMN match TEXT")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {

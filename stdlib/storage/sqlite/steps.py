@@ -215,8 +215,9 @@ def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
         )
     if step.waits_added:
         cur.executemany(
-            "INSERT INTO event_waits (instance_id, seq, event_type, deadline) VALUES (?,?,?,?)",
-            [(iid, seq, event_type, to_text(due)) for seq, event_type, due in step.waits_added],
+            "INSERT INTO event_waits (instance_id, seq, event_type, deadline, match) "
+            "VALUES (?,?,?,?,?)",
+            [(iid, seq, kind, to_text(due), m) for seq, kind, due, m in step.waits_added],
         )
     if step.mailbox_consumed:
         cur.executemany(
