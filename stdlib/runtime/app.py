@@ -12,7 +12,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -98,8 +97,6 @@ class App(Serving):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._serving: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None  # serve(threads=N) only
-        self._threads = 1
         self._recover_now = False  # a dead worker's instances were released: recover them
         self._serve_done = threading.Event()
         self._initialized = False
@@ -422,41 +419,31 @@ class App(Serving):
         return self._run_pass(recover=recover, stop=None)
 
     def _run_pass(self, *, recover: bool, stop: threading.Event | None) -> int:
-        """``run_due``; for ``serve``, ``stop`` ends the pass after the steps in progress."""
+        """``run_due``, one instance after another in this thread; for ``serve``, ``stop`` ends
+        the pass after the step in progress. (``serve(threads=N)`` runs no passes: its
+        dispatcher, :mod:`eddic.runtime.scheduler`, claims for free threads as they come.)"""
         self._ready()
         self._worker.park_pending()
         self.storage.hold_liveness(self._worker.worker_id)
         now = utcnow()
         names = workflow_names()
         if recover:
-            self._last_recovery = now
-            # Work this process cannot run is left to one that can, with a line in the log.
-            for instance_id, name in self.storage.due_elsewhere(now, names):
-                self._worker._registered(instance_id, name, now)
-        pool = self._pool
-        # The leases of a batch are held while it waits for a thread: keep it to one round.
-        batch = 1 if pool is None else self._threads
+            self._start_recovery(now, names)
         advanced = claimed = 0
-
-        def resume(item: tuple[int, dict[str, Any]]) -> int:
-            return self._run_claimed(*item, stop)
-
         while claimed < _PASS_LIMIT and not (stop is not None and stop.is_set()):
+            # One at a time: a lease is not held while the instance waits for its turn.
             work = self.storage.claim(
                 now,
                 self._worker.worker_id,
-                limit=batch,
+                limit=1,
                 default_timeout=self.default_lock_timeout_seconds,
                 workflows=names,
                 stale=recover,
             )
-            claimed += len(work)
-            if pool is None or len(work) < 2:
-                advanced += sum(resume(item) for item in work)
-            else:  # serve(threads=N): instances advance side by side, their steps share commits
-                advanced += sum(pool.map(resume, work))
-            if len(work) < batch:
+            if not work:
                 break
+            claimed += len(work)
+            advanced += sum(self._run_claimed(epoch, row, stop) for epoch, row in work)
             now = utcnow()
         if self.outbox_enabled:
             try:
@@ -464,6 +451,13 @@ class App(Serving):
             except Exception:
                 log.exception("the outbox relay failed; it runs again on the next pass")
         return advanced
+
+    def _start_recovery(self, now: datetime, names: Sequence[str]) -> None:
+        """A recovery pass begins (its claims take stale instances too): noted, and the work
+        this process cannot run is left to one that can, with a line in the log."""
+        self._last_recovery = now
+        for instance_id, name in self.storage.due_elsewhere(now, names):
+            self._worker._registered(instance_id, name, now)
 
     def send_event(
         self,

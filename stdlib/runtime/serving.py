@@ -2,7 +2,10 @@
 
 A mixin of :class:`~eddic.runtime.app.App`, kept apart so that the loop's timing (when to pass,
 how long to sleep, what wakes it) reads as one piece; it uses the App's storage, worker and
-pass (``_run_pass``) and nothing else.
+pass (``_run_pass``) and nothing else. ``serve(threads=N)`` for N > 1 hands the loop to the
+continuous scheduler of :mod:`eddic.runtime.scheduler`, which times its rounds with the same
+pieces (``_recovery_due``, ``_serve_wait``, ``_sleep``) and runs what it claims with the App's
+``_run_claimed`` (``scheduler.ServingApp`` lists what it uses).
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from ..clock import utcnow
 from ..decorators import workflow_names
 from ..storage import Store
+from .scheduler import Dispatcher
 from .worker import Worker
 
 log = logging.getLogger("eddic")
@@ -26,6 +31,7 @@ class Serving:
     storage: Store
     timer_poll_interval: float
     recovery_interval_seconds: float
+    default_lock_timeout_seconds: float
     failover_check_seconds: float
     outbox_enabled: bool
     _worker: Worker
@@ -33,8 +39,6 @@ class Serving:
     _wake: threading.Event
     _serve_done: threading.Event
     _serving: threading.Thread | None
-    _pool: ThreadPoolExecutor | None
-    _threads: int
     _last_recovery: datetime | None
     _recover_now: bool
     _dead_checked_at: float = float("-inf")  # when dead workers were last looked for
@@ -45,11 +49,23 @@ class Serving:
     def _run_pass(self, *, recover: bool, stop: threading.Event | None) -> int:
         raise NotImplementedError  # App's
 
+    def _start_recovery(self, now: datetime, names: Sequence[str]) -> None:
+        raise NotImplementedError  # App's
+
+    def _run_claimed(
+        self, epoch: int, row: dict[str, Any], stop: threading.Event | None = None
+    ) -> int:
+        raise NotImplementedError  # App's
+
+    def relay_outbox(self) -> int:
+        raise NotImplementedError  # App's
+
     def serve(self, *, idle_sleep_max: float | None = None, threads: int = 1) -> None:
         """The worker loop: run what is due, sleep until the next timer (or a poll), repeat.
 
-        ``threads`` > 1 advances up to that many instances at once (a slow activity then holds
-        up only its own instance, and steps committed together share one transaction).
+        ``threads`` > 1 advances up to that many instances at once, each on a thread of its
+        own, handed out as threads come free (:mod:`eddic.runtime.scheduler`): a slow activity
+        holds up only its own instance, and steps committed together share one transaction.
         Blocks until ``shutdown()`` is called from another thread (or a signal handler).
         """
         if threads < 1:
@@ -59,37 +75,38 @@ class Serving:
         # cleared: it ends this serve() at once. The request is used up when serve() returns.
         self._serve_done.clear()
         self._serving = threading.current_thread()
-        if threads > 1:
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eddic-worker")
-            self._threads = threads
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
         served = threading.Event()  # ends the listener however serve() ends
         listener = self._listen(served) if self.storage.notifies else None
-        backoff = 0.0  # after a failed pass (disk full, database busy): 0.1 s doubling to 30 s
         try:
-            while not self._stop.is_set():
-                self._wake.clear()
-                try:
-                    wait = self._serve_pass(poll)
-                    backoff = 0.0
-                except Exception:
-                    backoff = min(30.0, max(0.1, backoff * 2))
-                    log.exception("the worker's pass failed; trying again in %.1f s", backoff)
-                    wait = backoff
-                if self._stop.is_set():
-                    break
-                self._sleep(wait)
+            if threads > 1:
+                Dispatcher(self, threads, poll).run()
+            else:
+                self._loop(poll)
         finally:
             served.set()
             if listener is not None:
                 self.storage.wake()  # ends the listener's wait at once
                 listener.join(5)
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
             self._serving = None
             self._stop.clear()
             self._serve_done.set()
+
+    def _loop(self, poll: float) -> None:
+        """``serve()`` in one thread: a pass (``_run_pass``), a sleep, until the stop."""
+        backoff = 0.0  # after a failed pass (disk full, database busy): 0.1 s doubling to 30 s
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                wait = self._serve_pass(poll)
+                backoff = 0.0
+            except Exception:
+                backoff = min(30.0, max(0.1, backoff * 2))
+                log.exception("the worker's pass failed; trying again in %.1f s", backoff)
+                wait = backoff
+            if self._stop.is_set():
+                break
+            self._sleep(wait)
 
     def _listen(self, served: threading.Event) -> threading.Thread:
         """Wake the serving loop when another process's commit creates work (the backend's
@@ -146,24 +163,36 @@ class Serving:
                 took = True
         return took
 
-    def _serve_pass(self, poll: float) -> float:
-        """One pass of ``serve``; returns how long to sleep before the next."""
+    def _recovery_due(self) -> bool:
+        """Whether the next pass recovers: every ``recovery_interval_seconds``, and at once
+        when dead workers' instances were released."""
         last = self._last_recovery
         due = last is None or (utcnow() - last).total_seconds() >= self.recovery_interval_seconds
         due = self._take_over_the_dead() or self._recover_now or due
         self._recover_now = False
-        self._run_pass(recover=due, stop=self._stop)
+        return due
+
+    def _serve_pass(self, poll: float) -> float:
+        """One pass of ``serve``; returns how long to sleep before the next."""
+        self._run_pass(recover=self._recovery_due(), stop=self._stop)
         if self._stop.is_set():
             return 0.0
-        now = utcnow()
+        wait = self._serve_wait(poll, utcnow(), timers=True)
+        if self.outbox_enabled and self.storage.outbox.pending():
+            wait = min(wait, 1.0)
+        return wait
+
+    def _serve_wait(self, poll: float, now: datetime, *, timers: bool = False) -> float:
+        """How long the loop may sleep: at most ``poll``, until the next recovery, and (with
+        ``timers``, when nothing more is due now) until the earliest wake time."""
         last = self._last_recovery
         to_recovery = self.recovery_interval_seconds
         if last is not None:
             to_recovery -= (now - last).total_seconds()
         wait = max(0.0, min(poll, to_recovery))
-        nxt = self.storage.next_wake(exclude=self._worker.skipped(), workflows=workflow_names())
-        if nxt is not None:
-            wait = min(wait, max(0.0, (nxt - now).total_seconds()))
-        if self.outbox_enabled and self.storage.outbox.pending():
-            wait = min(wait, 1.0)
+        if timers:
+            names = workflow_names()
+            nxt = self.storage.next_wake(exclude=self._worker.skipped(), workflows=names)
+            if nxt is not None:
+                wait = min(wait, max(0.0, (nxt - now).total_seconds()))
         return wait
