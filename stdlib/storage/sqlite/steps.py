@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from ...clock import to_text
-from ...errors import EddicError, LeaseLost
+from ...errors import LeaseLost
 from ..step import StepWrite, step_columns
-from .schema import MAX_POS, POS_BITS
+from . import history_rows
 
 _FINISHED = ("completed", "failed", "cancelled")
 
@@ -44,54 +44,51 @@ def insert_instance(cur: sqlite3.Cursor, row: dict[str, Any]) -> int:
 
 
 def write_step(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
-    """The step's instance columns, fenced by its lease epoch, then its rows."""
-    columns = _column_texts(step_columns(step))
-    fence = (step.instance_id, step.owner, step.epoch)
-    if columns:
+    """The step's instance columns, fenced by its lease epoch, its history, then its other rows
+    (``write_rows``)."""
+    if step.columns or step.release:
+        columns = _column_texts(step_columns(step))
         assignments = ", ".join(
             f"{name} = NULL" if value is None else f"{name} = ?" for name, value in columns.items()
         )
-        held = cur.execute(
-            f"UPDATE instances SET {assignments} "
-            "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
-            [*(v for v in columns.values() if v is not None), *fence],
-        ).rowcount
-    else:  # nothing to change: check the lease without rewriting the row's page
-        held = len(
+        held = (
+            cur.execute(
+                f"UPDATE instances SET {assignments} "
+                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                [
+                    *(v for v in columns.values() if v is not None),
+                    step.instance_id,
+                    step.owner,
+                    step.epoch,
+                ],
+            ).rowcount
+            == 1
+        )
+        if held and step.history:
+            history_rows.insert(cur, step, fenced=False)
+    elif step.history:
+        # Nothing to change: the history's first INSERT checks the lease (history_rows), and
+        # the row's page is not rewritten.
+        held = history_rows.insert(cur, step, fenced=True)
+    else:
+        held = bool(
             cur.execute(
                 "SELECT 1 FROM instances WHERE instance_id = ? AND lock_owner = ? "
                 "AND lock_epoch = ?",
-                fence,
+                (step.instance_id, step.owner, step.epoch),
             ).fetchall()
         )
-    if held != 1:
-        raise LeaseLost(
-            f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
-            f"{step.epoch}); another worker took it over, so this step was not recorded"
-        )
+    if not held:
+        raise _lost(step)
     write_rows(cur, step, now)
 
 
-_SCHEDULED = (
-    "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at) "
-    "VALUES (?,?,?,?,'scheduled',?,?,?,?)"
-)
-_SCHEDULED_DEADLINE = (
-    "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at, deadline) "
-    "VALUES (?,?,?,?,'scheduled',?,?,?,?,?)"
-)
-_RESOLVED_VALUE = (
-    "INSERT INTO history (id, instance_id, pos, seq, record, at, value) "
-    "VALUES (?,?,?,?,'resolved',?,?)"
-)
-_CANCEL = (
-    "INSERT INTO history (id, instance_id, pos, seq, record, at, value) "
-    "VALUES (?,?,?,?,'cancel',?,?)"
-)
-_RESOLVED_FAILURE = (
-    "INSERT INTO history (id, instance_id, pos, seq, record, at, failure) "
-    "VALUES (?,?,?,?,'resolved',?,?)"
-)
+def _lost(step: StepWrite) -> LeaseLost:
+    return LeaseLost(
+        f"worker {step.owner} lost its lease on {step.instance_id!r} (epoch "
+        f"{step.epoch}); another worker took it over, so this step was not recorded"
+    )
+
 
 _ATTEMPT = (
     "INSERT INTO attempts (instance_id, seq, started, failures, next_at, last_failure) "
@@ -178,29 +175,8 @@ def write_lifecycle(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None
 
 
 def write_rows(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
-    """Everything of the step but the instance's columns."""
-    execute = cur.execute
-    base = step.key << POS_BITS
-    if step.history and step.history[-1][1] > MAX_POS:
-        raise EddicError(
-            f"instance {step.instance_id!r} would record more than {MAX_POS} history records; "
-            "split the work into several instances"
-        )
-    for r in step.history:
-        iid, pos, seq, record, kind, name, args, when, due, value, failure = r
-        key = base | pos
-        at, deadline = to_text(when), to_text(due)
-        if record == "scheduled":
-            if deadline is None:
-                execute(_SCHEDULED, (key, iid, pos, seq, kind, name, args, at))
-            else:
-                execute(_SCHEDULED_DEADLINE, (key, iid, pos, seq, kind, name, args, at, deadline))
-        elif record == "cancel":
-            execute(_CANCEL, (key, iid, pos, seq, at, value))
-        elif failure is None:
-            execute(_RESOLVED_VALUE, (key, iid, pos, seq, at, value))
-        else:
-            execute(_RESOLVED_FAILURE, (key, iid, pos, seq, at, failure))
+    """Everything of the step but the instance's columns and its history (``write_step`` and
+    ``Storage.create_instance`` write those first)."""
     if step.outbox:
         cur.executemany(
             "INSERT INTO outbox (event_id, instance_id, seq, event_type, source, data, "

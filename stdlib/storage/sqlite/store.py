@@ -28,7 +28,7 @@ from ...kernel import Event, InstanceNotFound
 from ...serde import dumps
 from ..base import Stored
 from ..step import StepWrite, creates_work, leaves_work, step_columns
-from . import claims, mailbox, steps
+from . import claims, history_rows, mailbox, steps
 from .commits import GroupCommit
 from .dbfile import (
     Identity,
@@ -475,6 +475,8 @@ class Storage:
                 return taken, 0
         cur = writer_cursor(db)
         step.key = steps.insert_instance(cur, {**row, **step_columns(step)})
+        if step.history:
+            history_rows.insert(cur, step, fenced=False)
         steps.write_rows(cur, step, now)
         return None, step.key
 
