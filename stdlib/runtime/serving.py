@@ -75,6 +75,8 @@ class Serving:
         # cleared: it ends this serve() at once. The request is used up when serve() returns.
         self._serve_done.clear()
         self._serving = threading.current_thread()
+        # Each of the N instances in flight can run at least one sync body at once.
+        self._worker.bodies_at_least(threads)
         poll = self.timer_poll_interval if idle_sleep_max is None else idle_sleep_max
         served = threading.Event()  # ends the listener however serve() ends
         listener = self._listen(served) if self.storage.notifies else None

@@ -338,6 +338,10 @@ class Worker(Activities):
             if running:
                 self.abandon_bodies(running)
 
+    def bodies_at_least(self, size: int) -> None:
+        """Let at least ``size`` sync activity bodies run at once (``serve(threads=N)``)."""
+        self._bodies.at_least(size)
+
     def note_cancel(self, instance_id: str) -> None:
         """A cancel of ``instance_id`` was recorded in this process: a driver running it here
         throws it in at its next step (or within a second while activities run among others)."""

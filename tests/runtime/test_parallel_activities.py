@@ -401,3 +401,17 @@ def test_the_outcome_that_leaves_the_instance_waiting_releases_it_once(
         iid = app.start(pa_then_wait)
     assert app.get_instance(iid)["status"] == "waiting_for_event"
     assert not [r for r in caplog.records if "lost its lease" in r.getMessage()]
+
+
+def test_serve_with_more_threads_than_activity_threads_raises_the_bound(app: App) -> None:
+    assert app._worker._bodies.size == 16
+    worker = threading.Thread(target=app.serve, kwargs={"threads": 20}, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while app._worker._bodies.size != 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        app.stop()
+        worker.join(10)
