@@ -203,3 +203,39 @@ def test_every_error_eddic_defines_lives_in_its_errors_modules() -> None:
     homes = {cls.__qualname__: cls.__module__ for cls in defined}
     assert set(homes.values()) <= {"eddic.errors", "eddic.kernel.errors"}, homes
     assert set(homes) <= set(eddic.errors.__all__), set(homes) - set(eddic.errors.__all__)
+
+
+# eddic.compat re-creates other libraries' APIs on eddic's public one: it may import the package
+# `eddic` itself (the names users import), its own modules, the standard library and pydantic,
+# and none of eddic's modules below the package (eddic.runtime, eddic.storage, ...).
+COMPAT = [p for p in _modules(STDLIB) if p.relative_to(STDLIB).parts[0] == "compat"]
+
+
+def _beyond_public_api(names: set[str]) -> set[str]:
+    return {
+        name
+        for name in names
+        if name != "eddic"
+        and name.split(".")[:2] != ["eddic", "compat"]
+        and name.split(".")[0] not in (*sys.stdlib_module_names, "pydantic")
+    }
+
+
+@pytest.mark.parametrize("path", COMPAT, ids=lambda p: _name(p))
+def test_compat_imports_only_the_public_eddic_package(path: Path) -> None:
+    module = _name(path)
+    beyond = _beyond_public_api(_imports(ast.parse(path.read_text()), module))
+    assert not beyond, (
+        f"{module} imports {sorted(beyond)}: only `eddic`, the standard library and pydantic"
+    )
+
+
+def test_the_compat_scan_sees_compat_and_what_it_must_not_import() -> None:
+    assert "eddic.compat.edda" in {_name(p) for p in COMPAT}
+    tree = ast.parse(
+        "from .. import App\nfrom ..runtime import app\nimport pydantic, json, sqlite_utils"
+    )
+    assert _beyond_public_api(_imports(tree, "eddic.compat.edda")) == {
+        "eddic.runtime",
+        "sqlite_utils",
+    }
