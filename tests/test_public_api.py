@@ -85,3 +85,20 @@ def test_cancelled_is_a_base_exception_that_except_exception_does_not_catch() ->
     assert not issubclass(eddic.Cancelled, Exception)
     assert issubclass(eddic.WorkflowCancelled, eddic.WorkflowFailed)
     assert eddic.Cancelled is eddic.kernel.Cancelled
+
+
+def test_every_package_folder_is_listed_in_the_distribution() -> None:
+    """A package folder missing from pyproject's ``packages`` works in an editable install and
+    is missing from a real one (eddic.compat was, once)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {"eddic.kernel"}
+    for init in (root / "stdlib").rglob("__init__.py"):
+        parts = init.parent.relative_to(root / "stdlib").parts
+        found.add(".".join(("eddic", *parts)))
+    assert found == listed, (found - listed, listed - found)
