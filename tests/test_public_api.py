@@ -90,8 +90,9 @@ def test_cancelled_is_a_base_exception_that_except_exception_does_not_catch() ->
 def test_every_package_folder_is_listed_in_the_distribution() -> None:
     """A package folder missing from pyproject's ``packages`` works in an editable install and
     is missing from a real one (eddic.compat was, once)."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(__file__).resolve().parents[1]
     listed = set(
