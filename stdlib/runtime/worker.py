@@ -255,7 +255,7 @@ class Worker(Activities):
             except Exception as exc:
                 log.warning("could not park instance %s yet: %s", instance_id, exc)
                 return  # the storage is still failing: the next pass tries again
-            del self._unparked[instance_id]
+            self._unparked.pop(instance_id, None)  # the dispatcher and a driver may both park
 
     def _drive(
         self, live: LiveInstance, stop: threading.Event | None = None, *, catch_up: bool = False
