@@ -58,7 +58,9 @@ def test_a_step_with_no_column_change_still_checks_the_lease(tmp_path: Path) -> 
         key = app.storage.get_instance(iid)  # the instance exists, its lease is released
         assert key["status"] == "waiting_for_event"
         stale = StepWrite(iid, "nobody", 99)
-        stale.history = [(iid, 99, 99, "scheduled", "timer", "sleep", "{}", "t", None, None, None)]
+        stale.history = [
+            (iid, 99, 99, "scheduled", "timer", "sleep", "{}", utcnow(), None, None, None)
+        ]
         with pytest.raises(LeaseLost, match="lost its lease"):
             app.storage.commit_step(stale, utcnow())
         empty = StepWrite(iid, "nobody", 99)  # no rows at all: the lease is still checked
