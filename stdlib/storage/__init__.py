@@ -13,7 +13,7 @@ import sys
 
 from ..errors import DamagedRecord, StorageError
 from .base import OutboxStore, Store, Stored
-from .sqlite.public_rows import HISTORY_FIELDS, check_replayable, history_record
+from .sqlite.public_rows import HISTORY_FIELDS, check_replayable, decoded_history, history_record
 from .sqlite.store import Storage
 from .step import LeaseLost, StepWrite
 
@@ -65,6 +65,7 @@ __all__ = [
     "Store",
     "Stored",
     "check_replayable",
+    "decoded_history",
     "driver_errors",
     "history_record",
     "open_store",

@@ -51,8 +51,14 @@ class OutboxStore(Protocol):
         self, row_id: int, *, attempts: int, error: str, next_at: datetime, give_up: bool
     ) -> None: ...
 
-    def rows(self, statuses: Sequence[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Rows as dicts (``data`` decoded), in delivery order."""
+    def rows(
+        self,
+        statuses: Sequence[str] | None = None,
+        limit: int = 100,
+        instance_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts (``data`` decoded), in delivery order; of one instance only with
+        ``instance_id`` (index-served)."""
 
     def pending(self) -> bool: ...
 
@@ -87,15 +93,50 @@ class Store(Protocol):
         status: str | Sequence[str] | None = None,
         workflow: str | None = None,
         limit: int | None = 100,
+        search: str | None = None,
+        parent: str | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Public dicts, newest first."""
+        """Public dicts, newest first (``created_at DESC``, then the later insert first), read
+        in the order of an index, so a page costs its rows, not the table's.
+
+        Filters: ``status`` (one or several), ``workflow``, ``search`` (instances whose id
+        contains this text: case-sensitive, every character literal, ``%`` and ``_`` too) and
+        ``parent`` (the children of that instance). ``before`` / ``after`` take an instance id
+        as a cursor: only the instances after it in this order (older) / before it (newer: the
+        ``limit`` nearest to it, still newest first); the cursor itself need not pass the
+        filters. An unknown cursor raises ``InstanceNotFound``; both at once, ``ValueError``."""
 
     def count_instances(
-        self, *, status: Sequence[str] | None = None, workflow: str | None = None
-    ) -> int: ...
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        search: str | None = None,
+        parent: str | None = None,
+    ) -> int:
+        """How many instances ``list_instances`` would give with these filters, unlimited."""
 
-    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
-        """Decoded records of the run in progress, or of run ``run`` (continue-as-new)."""
+    def status_counts(
+        self, *, workflow: str | None = None, search: str | None = None
+    ) -> dict[str, int]:
+        """How many instances (of ``workflow``, whose id contains ``search``) have each status:
+        only the statuses present."""
+
+    def workflow_names(self) -> list[str]:
+        """The distinct workflow names of the stored instances, sorted (index-served)."""
+
+    def history(
+        self,
+        instance_id: str,
+        run: int | None = None,
+        *,
+        start: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Decoded records of the run in progress, or of run ``run`` (continue-as-new); with
+        ``start``/``limit``, only that slice is decoded (a page of a long history)."""
 
     def stored(self, instance_id: str) -> Stored:
         """Everything a replay needs, in one read (the history of the run in progress);
@@ -216,6 +257,12 @@ class Store(Protocol):
     # -- events --
     def mailbox(self, instance_id: str, types: Sequence[str]) -> dict[str, list[tuple[int, Event]]]:
         """Unconsumed events of these types, by type, oldest first, as ``(id, event)``."""
+
+    def mailbox_rows(self, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The instance's mailbox rows, consumed or not, oldest first (for display): ``id``,
+        ``event_type``, ``event_id``, ``source``, ``data`` (decoded), ``time`` (an aware
+        datetime) and ``consumed_seq`` (the seq of the step that took the event; None while it
+        waits). An unknown instance has none: an empty list."""
 
     def deliver(
         self,

@@ -14,7 +14,8 @@ from typing import Any
 from ...kernel import EddicError, Event, InstanceNotFound
 from ...serde import loads
 from ..broadcast import matching_targets
-from .rows import utc
+from ..sqlite.public_rows import MAILBOX_FIELDS, mailbox_row
+from .rows import texts, utc
 from .steps import Cursor
 
 _FINISHED = ("completed", "failed", "cancelled")
@@ -34,6 +35,17 @@ def unconsumed(
         event = Event(eid, etype, source, utc(when), loads(data))
         out.setdefault(etype, []).append((mid, event))
     return out
+
+
+def rows(cur: Cursor, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The instance's mailbox rows, consumed or not, oldest first (``public_rows.mailbox_row``);
+    none for an unknown instance. Read through the ``(instance_id, event_id)`` unique index."""
+    cur.execute(
+        f"SELECT {', '.join(MAILBOX_FIELDS)} FROM mailbox WHERE instance_id = %s "
+        "ORDER BY id LIMIT %s",
+        [instance_id, int(limit)],
+    )
+    return [mailbox_row(texts(dict(zip(MAILBOX_FIELDS, r, strict=True)))) for r in cur.fetchall()]
 
 
 def deliver(

@@ -81,15 +81,27 @@ class PostgresOutboxRows:
             notify=lambda _: not give_up,
         )
 
-    def rows(self, statuses: Sequence[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Outbox rows as dicts (``data`` decoded, times as aware datetimes), in delivery order."""
+    def rows(
+        self,
+        statuses: Sequence[str] | None = None,
+        limit: int = 100,
+        instance_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Outbox rows as dicts (``data`` decoded, times as SQLite's texts), in delivery order;
+        of one instance only with ``instance_id`` (read through ``outbox_by_instance``)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if statuses:
+            where.append("status = ANY(%s)")
+            params.append(list(statuses))
+        if instance_id is not None:
+            where.append("instance_id = %s")
+            params.append(instance_id)
+        sql = f"SELECT {_COLUMNS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
 
         def work(cur: Any) -> list[dict[str, Any]]:
-            sql = f"SELECT {_COLUMNS} FROM outbox"
-            params: list[Any] = []
-            if statuses:
-                sql += " WHERE status = ANY(%s)"
-                params.append(list(statuses))
             cur.execute(sql + " ORDER BY id LIMIT %s", [*params, limit])
             names = [d.name for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

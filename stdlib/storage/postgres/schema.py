@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import StorageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _MARKER = "eddic"
 _FINISHED = "('completed','failed','cancelled')"
 
@@ -104,6 +104,25 @@ _V5 = [
 ]
 
 
+# v6: the viewer's reads (``list_instances`` pages and cursors, ``status_counts``, ``outbox.rows``
+# of one instance), each read in index order instead of sorting every instance. The plain list
+# and its ``(created_at, ikey) < (...)`` cursors have ``instances_by_created`` (v1); a page by
+# status or by workflow gets ``(created_at, ikey)`` after its column. The old one-column indexes
+# are replaced, keeping their names and first column, so what used them (``due_elsewhere``'s
+# lookup by status) reads the new ones alike. ``created_at`` never changes: the wider keys cost
+# a step nothing the old ones did not (a status change was never a HOT update: status is
+# indexed). ``outbox_by_instance``: one instance's rows in delivery order, whatever their status
+# (``outbox_open`` holds the undelivered ones only). The builds take the tables' write lock for
+# as long as they take, once, when the schema is migrated.
+_V6 = [
+    "DROP INDEX instances_by_status",
+    "CREATE INDEX instances_by_status ON instances (status, created_at, ikey)",
+    "DROP INDEX instances_by_workflow",
+    "CREATE INDEX instances_by_workflow ON instances (workflow_name, created_at, ikey)",
+    "CREATE INDEX outbox_by_instance ON outbox (instance_id, id)",
+]
+
+
 def _run(statements: list[str]) -> Callable[[Any], None]:
     def migration(cur: Any) -> None:
         for statement in statements:
@@ -118,6 +137,7 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {
     3: _run(_V3),
     4: _run(_V4),
     5: _run(_V5),
+    6: _run(_V6),
 }
 
 

@@ -155,33 +155,101 @@ class PostgresStorage:
         status: str | Sequence[str] | None = None,
         workflow: str | None = None,
         limit: int | None = 100,
+        search: str | None = None,
+        parent: str | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Instances newest first (``created_at``, then insert order), filtered."""
-        statuses = [status] if isinstance(status, str) else status
-        where, params = _filter(statuses, workflow)
-        sql = f"SELECT * FROM instances{where} ORDER BY created_at DESC, ikey DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
+        """Instances newest first (``created_at``, then insert order), filtered, from a cursor
+        (see SQLite's ``select_instance_rows``): the cursor's place is read first, in the same
+        unit, then the page in the order of ``instances_by_created`` (or ``_by_status`` /
+        ``_by_workflow``) from there; ``InstanceNotFound`` for an unknown cursor."""
+        if before is not None and after is not None:
+            raise ValueError("give before or after, not both")
+        where, params = _filter(status, workflow, search, parent)
+        cursor = before if before is not None else after
+        order = "ASC" if after is not None else "DESC"  # after: the nearest, then turned round
 
-        def work(cur: Cursor) -> list[dict[str, Any]]:
-            cur.execute(sql, params)
+        def work(cur: Cursor) -> list[dict[str, Any]] | None:
+            terms, values = list(where), list(params)
+            if cursor is not None:
+                cur.execute(
+                    "SELECT created_at, ikey FROM instances WHERE instance_id = %s", [cursor]
+                )
+                found = cur.fetchone()
+                if found is None:
+                    return None
+                terms.append(f"(created_at, ikey) {'<' if before is not None else '>'} (%s, %s)")
+                values.extend(found)
+            sql = (
+                f"SELECT * FROM instances{_where(terms)} ORDER BY created_at {order}, ikey {order}"
+            )
+            if limit is not None:
+                sql += " LIMIT %s"
+                values.append(int(limit))
+            cur.execute(sql, values)
             return as_dicts(cur)
 
-        return [public_instance(texts(r)) for r in self.units.run(work, write=False)]
+        rows = self.units.run(work, write=False)
+        if rows is None:
+            raise InstanceNotFound(f"no workflow instance with id {cursor!r}")
+        if after is not None:
+            rows.reverse()
+        return [public_instance(texts(r)) for r in rows]
 
     def count_instances(
-        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        search: str | None = None,
+        parent: str | None = None,
     ) -> int:
-        where, params = _filter(status, workflow)
+        where, params = _filter(status, workflow, search, parent)
 
         def work(cur: Cursor) -> int:
-            cur.execute(f"SELECT count(*) FROM instances{where}", params)
+            cur.execute(f"SELECT count(*) FROM instances{_where(where)}", params)
             return int(_one(cur))
 
         return self.units.run(work, write=False)
 
-    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
+    def status_counts(
+        self, *, workflow: str | None = None, search: str | None = None
+    ) -> dict[str, int]:
+        """Instances per status present, filtered as ``count_instances``."""
+        where, params = _filter(None, workflow, search)
+
+        def work(cur: Cursor) -> dict[str, int]:
+            cur.execute(
+                f"SELECT status, count(*) FROM instances{_where(where)} GROUP BY status", params
+            )
+            return {str(status): int(n) for status, n in cur.fetchall()}
+
+        return self.units.run(work, write=False)
+
+    def workflow_names(self) -> list[str]:
+        """The distinct workflow names, sorted: one seek in ``instances_by_workflow`` per name
+        (each the least name above the last), however many instances each has."""
+
+        def work(cur: Cursor) -> list[str]:
+            cur.execute(
+                "WITH RECURSIVE names AS (SELECT min(workflow_name) AS name FROM instances "
+                "UNION ALL SELECT (SELECT min(workflow_name) FROM instances "
+                "WHERE workflow_name > names.name) FROM names WHERE names.name IS NOT NULL) "
+                "SELECT name FROM names WHERE name IS NOT NULL"
+            )
+            return [str(r[0]) for r in cur.fetchall()]
+
+        return sorted(self.units.run(work, write=False))  # Python's order, as SQLite's
+
+    def history(
+        self,
+        instance_id: str,
+        run: int | None = None,
+        *,
+        start: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """The history of the run in progress (or of run ``run``), one decoded dict per
         record (for display)."""
 
@@ -193,7 +261,7 @@ class PostgresStorage:
         rows = self.units.run(work, write=False)
         if rows is None:
             raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
-        return decoded_history(rows)
+        return decoded_history(rows[start:] if limit is None else rows[start : start + limit])
 
     def stored(self, instance_id: str) -> Stored:
         """Everything a replay of the instance needs, read in one transaction.
@@ -494,6 +562,10 @@ class PostgresStorage:
         """The instance's unconsumed events of these types, by type, oldest first."""
         return self.units.run(lambda cur: mailbox.unconsumed(cur, instance_id, types), write=False)
 
+    def mailbox_rows(self, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The instance's mailbox rows, consumed or not, oldest first (``mailbox.rows``)."""
+        return self.units.run(lambda cur: mailbox.rows(cur, instance_id, limit), write=False)
+
     def deliver(
         self,
         event_type: str,
@@ -588,16 +660,39 @@ def _one(cur: Cursor) -> Any:
     return row[0]
 
 
-def _filter(statuses: Sequence[str] | None, workflow: str | None) -> tuple[str, list[Any]]:
+def _filter(
+    statuses: str | Sequence[str] | None,
+    workflow: str | None,
+    search: str | None = None,
+    parent: str | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of a list or count and their parameters: as SQLite's (``search`` is a
+    literal, case-sensitive substring of the id: ``strpos``, not ``LIKE``)."""
     where: list[str] = []
     params: list[Any] = []
+    if isinstance(statuses, str):
+        statuses = [statuses]
     if statuses:
-        where.append("status = ANY(%s)")
-        params.append(list(statuses))
+        if len(statuses) == 1:  # an equality: a page by one status is read in index order
+            where.append("status = %s")
+            params.append(statuses[0])
+        else:
+            where.append("status = ANY(%s)")
+            params.append(list(statuses))
     if workflow is not None:
         where.append("workflow_name = %s")
         params.append(workflow)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
+    if search:
+        where.append("strpos(instance_id, %s) > 0")
+        params.append(search)
+    if parent is not None:
+        where.append("parent_id = %s")
+        params.append(parent)
+    return where, params
+
+
+def _where(terms: Sequence[str]) -> str:
+    return " WHERE " + " AND ".join(terms) if terms else ""
 
 
 def _last_positions(cur: Cursor, instance_ids: list[str]) -> dict[str, int]:

@@ -17,6 +17,7 @@ import sqlite_utils
 
 from ...errors import StorageError
 from ...kernel import InstanceNotFound
+from . import mailbox
 from .dbfile import check_schema, open_read_only, parse_db_url
 from .outbox_rows import select_outbox
 from .public_rows import (
@@ -27,6 +28,8 @@ from .public_rows import (
     json_column,
     public_instance,
     select_instance_rows,
+    status_counts,
+    workflow_names,
 )
 from .store import Storage
 
@@ -93,21 +96,57 @@ class ReadOnlyDatabase:
     def list_instances(
         self,
         *,
-        status: Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
         workflow: str | None = None,
         limit: int | None = None,
+        search: str | None = None,
+        parent: str | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Instances newest first. A row that cannot be read does not hide the others: it comes
-        as ``instance_id``, ``workflow_name``, ``status`` (as stored) and ``damaged`` (why)."""
+        """Instances newest first, filtered and paged as ``Store.list_instances``. A row that
+        cannot be read does not hide the others: it comes as ``instance_id``, ``workflow_name``,
+        ``status`` (as stored) and ``damaged`` (why)."""
         with self._reading() as db:
-            rows = select_instance_rows(db, statuses=status, workflow=workflow, limit=limit)
+            rows = select_instance_rows(
+                db,
+                statuses=status,
+                workflow=workflow,
+                limit=limit,
+                search=search,
+                parent=parent,
+                before=before,
+                after=after,
+            )
         return [_listed(row) for row in rows]
 
     def count_instances(
-        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        search: str | None = None,
+        parent: str | None = None,
     ) -> int:
         with self._reading() as db:
-            return count_instances(db, statuses=status, workflow=workflow)
+            return count_instances(
+                db, statuses=status, workflow=workflow, search=search, parent=parent
+            )
+
+    def status_counts(
+        self, *, workflow: str | None = None, search: str | None = None
+    ) -> dict[str, int]:
+        with self._reading() as db:
+            return status_counts(db, workflow=workflow, search=search)
+
+    def workflow_names(self) -> list[str]:
+        with self._reading() as db:
+            return workflow_names(db)
+
+    def mailbox_rows(self, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The instance's mailbox rows, oldest first, as ``Store.mailbox_rows`` gives them."""
+        with self._reading() as db:
+            return mailbox.rows(db, instance_id, limit)
 
     # -- histories --
 
@@ -131,11 +170,15 @@ class ReadOnlyDatabase:
     # -- outbox --
 
     def outbox(
-        self, *, status: Sequence[str] | None = None, limit: int = 100
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        limit: int = 100,
+        instance_id: str | None = None,
     ) -> list[dict[str, Any]]:
         with self._reading() as db:
             try:
-                return select_outbox(db, statuses=status, limit=limit)
+                return select_outbox(db, statuses=status, limit=limit, instance_id=instance_id)
             except (ValueError, TypeError, RecursionError):  # a row's data is not JSON: name it
                 raise _damaged_outbox_row(db) from None
 

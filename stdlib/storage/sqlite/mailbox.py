@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlite_utils
 
@@ -11,6 +12,7 @@ from ...clock import from_text, to_text
 from ...kernel import EddicError, Event, InstanceNotFound
 from ...serde import loads
 from ..broadcast import matching_targets
+from .public_rows import MAILBOX_FIELDS, mailbox_row
 
 _FINISHED = ("completed", "failed", "cancelled")
 
@@ -31,6 +33,17 @@ def unconsumed(
         assert at is not None
         out.setdefault(etype, []).append((mid, Event(eid, etype, source, at, loads(data))))
     return out
+
+
+def rows(db: sqlite_utils.Database, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The instance's mailbox rows, consumed or not, oldest first (``public_rows.mailbox_row``);
+    none for an unknown instance. Read through ``mailbox_once`` (one instance's entries)."""
+    cursor = db.execute(
+        f"SELECT {', '.join(MAILBOX_FIELDS)} FROM mailbox WHERE instance_id = ? "
+        "ORDER BY id LIMIT ?",
+        [instance_id, int(limit)],
+    )
+    return [mailbox_row(dict(zip(MAILBOX_FIELDS, r, strict=True))) for r in cursor.fetchall()]
 
 
 def deliver(

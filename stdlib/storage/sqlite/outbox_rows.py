@@ -72,17 +72,28 @@ def mark_failed_attempt(
 
 
 def select_outbox(
-    db: sqlite_utils.Database, *, statuses: Sequence[str] | None = None, limit: int = 100
+    db: sqlite_utils.Database,
+    *,
+    statuses: Sequence[str] | None = None,
+    limit: int = 100,
+    instance_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox rows as dicts (``data`` decoded), in delivery order."""
+    """Outbox rows as dicts (``data`` decoded), in delivery order; of one instance only with
+    ``instance_id`` (read through ``outbox_by_instance``)."""
     sql = (
         "SELECT id, event_id, instance_id, seq, event_type, source, data, time, status, attempts, "
         "next_attempt_at, last_error, sent_at FROM outbox"
     )
+    where: list[str] = []
     params: list[Any] = []
     if statuses:
-        sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
         params.extend(statuses)
+    if instance_id is not None:
+        where.append("instance_id = ?")
+        params.append(instance_id)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
     rows = list(db.query(sql, params))
@@ -147,9 +158,14 @@ class OutboxRows:
                 db, row_id, attempts=attempts, error=error, next_at=next_at, give_up=give_up
             )
 
-    def rows(self, statuses: Sequence[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def rows(
+        self,
+        statuses: Sequence[str] | None = None,
+        limit: int = 100,
+        instance_id: str | None = None,
+    ) -> list[dict[str, Any]]:
         with self._reading() as db:
-            return select_outbox(db, statuses=statuses, limit=limit)
+            return select_outbox(db, statuses=statuses, limit=limit, instance_id=instance_id)
 
     def pending(self) -> bool:
         """Whether any row waits for delivery."""

@@ -17,20 +17,24 @@ from typing import Any
 import sqlite_utils
 
 from ...clock import from_text
-from ...errors import DamagedRecord
+from ...errors import DamagedRecord, InstanceNotFound
 from ...serde import loads
 
 __all__ = [
     "HISTORY_FIELDS",
+    "MAILBOX_FIELDS",
     "DamagedRecord",
     "check_replayable",
     "count_instances",
     "decoded_history",
     "history_record",
     "json_column",
+    "mailbox_row",
     "public_instance",
     "select_instance_rows",
     "select_instances",
+    "status_counts",
+    "workflow_names",
 ]
 
 #: The fields of a history row, in the order ``Storage.history_rows`` returns them.
@@ -124,61 +128,156 @@ def _held(value: Any) -> str:
 # -- instances ----------------------------------------------------------------------------------
 
 
-def _instance_filter(statuses: Sequence[str] | None, workflow: str | None) -> tuple[str, list[Any]]:
+def _instance_filter(
+    statuses: str | Sequence[str] | None,
+    workflow: str | None,
+    search: str | None = None,
+    parent: str | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of a list or count and their parameters. ``search`` is a substring of
+    the id, every character literal (``instr``, not ``LIKE``: ``%``, ``_`` and ``\\`` are
+    themselves), case-sensitive as ``instr`` is on text."""
     where: list[str] = []
     params: list[Any] = []
+    if isinstance(statuses, str):
+        statuses = [statuses]
     if statuses:
-        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        if len(statuses) == 1:  # an equality: a page by one status is read in index order
+            where.append("status = ?")
+        else:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
         params.extend(statuses)
     if workflow is not None:
         where.append("workflow_name = ?")
         params.append(workflow)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
+    if search:
+        where.append("instr(instance_id, ?) > 0")
+        params.append(search)
+    if parent is not None:
+        where.append("parent_id = ?")
+        params.append(parent)
+    return where, params
+
+
+def _where(terms: Sequence[str]) -> str:
+    return " WHERE " + " AND ".join(terms) if terms else ""
 
 
 def select_instance_rows(
     db: sqlite_utils.Database,
     *,
-    statuses: Sequence[str] | None = None,
+    statuses: str | Sequence[str] | None = None,
     workflow: str | None = None,
     limit: int | None = None,
+    search: str | None = None,
+    parent: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored instance rows, undecoded, newest first, filtered by status and workflow name.
+    """Stored instance rows, undecoded, newest first, filtered by status, workflow name, a
+    substring of the id (``search``) and parent.
 
     Newest first so that a cut list (``limit``) holds the instances just started; among those
     created at the same time, the later insert comes first (``ikey``), so the order is stable.
+    ``before`` / ``after`` name an instance whose place in that order is a cursor: only the
+    instances after it (older) / before it (newer; the ``limit`` nearest to it, still newest
+    first). The cursor need not pass the filters. ``InstanceNotFound`` for an unknown one,
+    ``ValueError`` for both. Every such page is read in the order of an index
+    (``instances_by_created``, ``_by_status`` or ``_by_workflow``) from the cursor on.
     """
-    where, params = _instance_filter(statuses, workflow)
-    sql = f"SELECT * FROM instances{where} ORDER BY created_at DESC, ikey DESC"
+    if before is not None and after is not None:
+        raise ValueError("give before or after, not both")
+    where, params = _instance_filter(statuses, workflow, search, parent)
+    order = "DESC"
+    cursor = before if before is not None else after
+    if cursor is not None:
+        found = db.execute(
+            "SELECT created_at, ikey FROM instances WHERE instance_id = ?", [cursor]
+        ).fetchone()
+        if found is None:
+            raise InstanceNotFound(f"no workflow instance with id {cursor!r}")
+        where.append(f"(created_at, ikey) {'<' if before is not None else '>'} (?, ?)")
+        params.extend(found)
+        if after is not None:
+            order = "ASC"  # the nearest ones first, then turned round
+    sql = f"SELECT * FROM instances{_where(where)} ORDER BY created_at {order}, ikey {order}"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    return list(db.query(sql, params))
+    rows = list(db.query(sql, params))
+    if after is not None:
+        rows.reverse()
+    return rows
 
 
 def select_instances(
     db: sqlite_utils.Database,
     *,
-    statuses: Sequence[str] | None = None,
+    statuses: str | Sequence[str] | None = None,
     workflow: str | None = None,
     limit: int | None = None,
+    search: str | None = None,
+    parent: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
     """Instances as public dicts, newest first (``created_at``, then insert order, descending),
-    filtered by status and workflow name; ``DamagedRecord`` for a row that cannot be read."""
-    rows = select_instance_rows(db, statuses=statuses, workflow=workflow, limit=limit)
+    filtered and paged as ``select_instance_rows`` does; ``DamagedRecord`` for a row that cannot
+    be read."""
+    rows = select_instance_rows(
+        db,
+        statuses=statuses,
+        workflow=workflow,
+        limit=limit,
+        search=search,
+        parent=parent,
+        before=before,
+        after=after,
+    )
     return [public_instance(r) for r in rows]
 
 
 def count_instances(
     db: sqlite_utils.Database,
     *,
-    statuses: Sequence[str] | None = None,
+    statuses: str | Sequence[str] | None = None,
     workflow: str | None = None,
+    search: str | None = None,
+    parent: str | None = None,
 ) -> int:
-    """How many instances ``select_instances`` would return without a limit."""
-    where, params = _instance_filter(statuses, workflow)
-    row = db.execute(f"SELECT COUNT(*) FROM instances{where}", params).fetchone()
+    """How many instances ``select_instances`` would return without a limit or cursor."""
+    where, params = _instance_filter(statuses, workflow, search, parent)
+    row = db.execute(f"SELECT COUNT(*) FROM instances{_where(where)}", params).fetchone()
     return int(row[0])
+
+
+def status_counts(
+    db: sqlite_utils.Database, *, workflow: str | None = None, search: str | None = None
+) -> dict[str, int]:
+    """How many instances there are of each status present (filtered as ``count_instances``).
+    Unfiltered, one pass over ``instances_by_status`` alone; by workflow, over that workflow's
+    entries in ``instances_by_workflow``. A search first finds the matching keys in the id's own
+    index (which holds nothing else, so it is the quickest to read whole), then reads only
+    their rows: scanning ``instances_by_status`` in order would read every row for its id."""
+    where, params = _instance_filter(None, workflow)
+    if search:
+        where.append("ikey IN (SELECT ikey FROM instances WHERE instr(instance_id, ?) > 0)")
+        params.append(search)
+    rows = db.execute(
+        f"SELECT status, COUNT(*) FROM instances{_where(where)} GROUP BY status", params
+    ).fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+def workflow_names(db: sqlite_utils.Database) -> list[str]:
+    """The distinct workflow names, sorted: one seek in ``instances_by_workflow`` per name
+    (each the least name above the last), however many instances each has."""
+    rows = db.execute(
+        "WITH RECURSIVE names(name) AS (SELECT MIN(workflow_name) FROM instances "
+        "UNION ALL SELECT (SELECT MIN(workflow_name) FROM instances WHERE workflow_name > name) "
+        "FROM names WHERE name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL"
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)
 
 
 def public_instance(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,6 +304,35 @@ def public_instance(row: Mapping[str, Any]) -> dict[str, Any]:
         "parent_id": c.raw("parent_id"),  # a child workflow's parent
         "run": row.get("run", 1),  # continue-as-new: the run in progress, from 1
         "custom_status": c.json("custom_status"),  # ctx.set_status's last value
+    }
+
+
+#: The columns of a mailbox row, in the order ``mailbox_row`` reads them.
+MAILBOX_FIELDS = (
+    "id",
+    "instance_id",
+    "event_type",
+    "event_id",
+    "source",
+    "data",
+    "time",
+    "consumed_seq",
+)
+
+
+def mailbox_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A mailbox row (``time`` as eddic's ISO text) as the viewer shows it: ``id``,
+    ``event_type``, ``event_id``, ``source``, ``data`` (decoded), ``time`` (aware) and
+    ``consumed_seq`` (the seq of the step that took it; None while it waits)."""
+    c = _Columns(row, row.get("instance_id"), f"mailbox row {row.get('id')!r}")
+    return {
+        "id": c.integer("id"),
+        "event_type": c.text("event_type"),
+        "event_id": c.raw("event_id"),
+        "source": c.raw("source"),
+        "data": c.json("data"),
+        "time": c.time("time", required=True),
+        "consumed_seq": c.raw("consumed_seq"),
     }
 
 

@@ -49,6 +49,8 @@ from .public_rows import (
     public_instance,
     runs_of,
     select_instances,
+    status_counts,
+    workflow_names,
 )
 from .schema import MAX_POS, MIGRATIONS, POS_BITS, SCHEMA_VERSION
 from .transactions import Connection, ReadTransaction, WriteTransaction, writer_cursor
@@ -274,16 +276,49 @@ class Storage:
         status: str | Sequence[str] | None = None,
         workflow: str | None = None,
         limit: int | None = 100,
+        search: str | None = None,
+        parent: str | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
-        statuses = [status] if isinstance(status, str) else status
+        """Instances newest first, filtered, from a cursor (``public_rows.select_instance_rows``);
+        ``InstanceNotFound`` for an unknown cursor."""
         with self.reading() as db:
-            return select_instances(db, statuses=statuses, workflow=workflow, limit=limit)
+            return select_instances(
+                db,
+                statuses=status,
+                workflow=workflow,
+                limit=limit,
+                search=search,
+                parent=parent,
+                before=before,
+                after=after,
+            )
 
     def count_instances(
-        self, *, status: Sequence[str] | None = None, workflow: str | None = None
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        search: str | None = None,
+        parent: str | None = None,
     ) -> int:
         with self.reading() as db:
-            return count_instances(db, statuses=status, workflow=workflow)
+            return count_instances(
+                db, statuses=status, workflow=workflow, search=search, parent=parent
+            )
+
+    def status_counts(
+        self, *, workflow: str | None = None, search: str | None = None
+    ) -> dict[str, int]:
+        """Instances per status present, filtered as ``count_instances``."""
+        with self.reading() as db:
+            return status_counts(db, workflow=workflow, search=search)
+
+    def workflow_names(self) -> list[str]:
+        """The distinct workflow names of the instances, sorted."""
+        with self.reading() as db:
+            return workflow_names(db)
 
     def history_rows(
         self, db: sqlite_utils.Database, instance_id: str, run: int | None = None
@@ -309,14 +344,21 @@ class Storage:
             [instance_id],
         ).fetchall()
 
-    def history(self, instance_id: str, run: int | None = None) -> list[dict[str, Any]]:
+    def history(
+        self,
+        instance_id: str,
+        run: int | None = None,
+        *,
+        start: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """The history of the run in progress (or of run ``run``), one decoded dict per
         record (for display)."""
         with self.reading() as db:
             if self.instance_row(db, instance_id) is None:
                 raise InstanceNotFound(f"no workflow instance with id {instance_id!r}")
             rows = self.history_rows(db, instance_id, run)
-        return decoded_history(rows)
+        return decoded_history(rows[start:] if limit is None else rows[start : start + limit])
 
     # -- leases --
 
@@ -513,6 +555,11 @@ class Storage:
         """The instance's unconsumed events of these types, by type, oldest first."""
         with self.reading() as db:
             return mailbox.unconsumed(db, instance_id, types)
+
+    def mailbox_rows(self, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The instance's mailbox rows, consumed or not, oldest first (``mailbox.rows``)."""
+        with self.reading() as db:
+            return mailbox.rows(db, instance_id, limit)
 
     def deliver(
         self,
