@@ -36,6 +36,7 @@ from .errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
+from .frames import Frame
 from .handlers import RUN_TO_COMPLETION
 from .history import Cancel, Event, Failure, Record, Resolved, Scheduled
 from .interpreter import Interpreter, Phase
@@ -61,6 +62,7 @@ __all__ = [
     "EventTimeout",
     "Failure",
     "First",
+    "Frame",
     "InstanceExists",
     "InstanceNotFound",
     "Interpreter",

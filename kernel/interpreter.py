@@ -57,7 +57,14 @@ stack. A generator that returns drops the stack; one that raises leaves the inte
 *failing*: once no activity is outstanding, it emits the compensations one at a time, newest
 first, as ordinary leaves (kind ``"compensation"``), so a replay matches them like any other
 command and a crash mid-compensation never repeats one. Failed compensations are collected in
-``compensation_errors`` and the rest still run.
+``compensation_errors`` and the rest still run. ``compensations`` lists, for a viewer, the one
+in progress and then that stack in the order it would run: state, not a decision (reading it
+changes nothing).
+
+Introspection: ``frames()`` reads where the suspended generator (or coroutine) stands, down
+through ``yield from`` and awaited coroutines (``frames``). Reading a suspended frame runs no
+workflow code, so it is safe at any point the interpreter is not itself inside the code (an
+observer's callback is such a point).
 
 Costs: every record is O(1) (deque/dict operations plus the depth of one command tree), so a live
 interpreter advances in O(1) per new record and a full replay is O(n).
@@ -77,6 +84,7 @@ from typing import Any
 from .commands import CallActivity, Command, Marker, run_key
 from .context import Context, derived_uuid
 from .errors import Cancelled, EddicError, NonDeterminismError
+from .frames import Frame, suspended_frames
 from .handlers import (
     ARGS,
     CANCELLED_ON_ABANDON,
@@ -201,6 +209,36 @@ class Interpreter:
                 if leaf.record is not None
             ]
         return list(cached)
+
+    @property
+    def compensations(self) -> list[CallActivity]:
+        """The compensations a failure would run now, in the order they would run (newest
+        completion first).
+
+        While compensating, the one in progress (emitted, its outcome not recorded yet) comes
+        first, then those still to run; each drops out once its outcome is recorded. Empty once
+        the instance has finished, and once the code has returned (nothing can fail any more).
+        """
+        if self.finished or (self._gen_done and self.error is None):
+            return []
+        order = self._stack[::-1]
+        if self.phase is Phase.COMPENSATING:
+            # At most one compensation is emitted at a time, and by then no activity is
+            # outstanding: the scan finds it among very few leaves.
+            order[:0] = [
+                leaf.command
+                for leaf in self._leaves.values()
+                if leaf.kind == "compensation" and isinstance(leaf.command, CallActivity)
+            ]
+        return order
+
+    def frames(self) -> tuple[Frame, ...]:
+        """Where the workflow's code is suspended: its own frame first, then the ``yield from``
+        sub-generators and awaited coroutines it waits in, each with a snapshot of its locals
+        (eddic's own frames, such as a command's ``__await__``, left out). Empty before the
+        code starts and once it has finished (returned, raised, continued as new)."""
+        gen = self._gen
+        return () if gen is None else suspended_frames(gen)
 
     @property
     def context(self) -> Context:

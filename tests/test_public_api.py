@@ -103,3 +103,23 @@ def test_every_package_folder_is_listed_in_the_distribution() -> None:
         parts = init.parent.relative_to(root / "stdlib").parts
         found.add(".".join(("eddic", *parts)))
     assert found == listed, (found - listed, listed - found)
+
+
+def test_the_kernel_exports_its_introspection_types() -> None:
+    """What a viewer or debugger reads of a live interpreter: ``Interpreter.frames()`` gives
+    ``Frame``s, ``Interpreter.pending`` gives ``Pending``s."""
+    import dataclasses
+
+    from eddic.kernel.frames import Frame
+
+    for name in ("Frame", "Interpreter", "Pending", "Phase"):
+        assert name in eddic.kernel.__all__, name
+    assert eddic.kernel.Frame is Frame
+    assert [f.name for f in dataclasses.fields(Frame)] == [
+        "function",
+        "filename",
+        "lineno",
+        "locals",
+    ]
+    for name in eddic.kernel.__all__:
+        assert getattr(eddic.kernel, name) is not None, name

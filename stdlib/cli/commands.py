@@ -25,7 +25,7 @@ from typing import Any
 
 from ..debug.replay import Replay, Step
 from ..debug.timeline import FINISHED, build
-from ..decorators import get_workflow
+from ..decorators import find_workflow, get_workflow
 from ..errors import CliError, DamagedRecord, StorageError
 from ..kernel import EddicError, UnknownWorkflow
 from ..runtime.app import App
@@ -208,11 +208,30 @@ def cmd_show(session: Session, args: argparse.Namespace) -> int:
     with session.reader() as db:
         info = db.instance(args.instance_id)
         entries = build(db.history(args.instance_id), status=info["status"])
+        now = _now_of(db, info)
     if args.json:
-        print(display.to_json({"instance": info, "history": [asdict(e) for e in entries]}))
+        data = {"instance": info, "history": [asdict(e) for e in entries]}
+        if now is not None:
+            data["waiting"], data["compensations"] = now
+        print(display.to_json(data))
     else:
         print(display.instance_text(info, entries))
+        if now is not None:
+            print(display.now_text(*now))
     return EXIT_OK
+
+
+def _now_of(db: Reader, info: dict[str, Any]) -> tuple[list[Any], list[Any]] | None:
+    """What an unfinished instance waits on and would compensate now, by a replay: only when
+    its workflow's code is loaded and the replay keeps to the history (else show says nothing)."""
+    if info["status"] in FINISHED or find_workflow(info["workflow_name"]) is None:
+        return None
+    try:
+        replay = replay_of_reader(db, info["instance_id"])
+        replay.run(lambda step: None)
+    except Exception:  # a damaged record, code that raises: `eddic replay` tells the details
+        return None
+    return None if replay.divergence is not None else (replay.waiting, replay.compensations)
 
 
 class _Quit(Exception):

@@ -237,6 +237,23 @@ def instance_text(
     return "\n".join(out)
 
 
+def now_text(
+    waiting: Sequence[Mapping[str, Any]], compensations: Sequence[Mapping[str, Any]]
+) -> str:
+    """``eddic show`` with the code loaded: what the instance waits on now and what a failure
+    would compensate now, in that order (``Replay.waiting`` and ``Replay.compensations``)."""
+    out = []
+    for title, entries in (
+        ("waits on now", waiting),
+        ("a failure would compensate", compensations),
+    ):
+        out.append(title if entries else f"{title}: nothing")
+        for e in entries:
+            seq = "" if e["seq"] is None else f"seq {e['seq']} "
+            out.append(escape(f"  {seq}{e['kind']} {e['name']} {clip(str(e['args']), 100)}"))
+    return "\n".join(out)
+
+
 def _field(key: str, value: str) -> str:
     return f"{key:<9} {escape(value)}".rstrip()
 

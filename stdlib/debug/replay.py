@@ -14,6 +14,16 @@ callback *before* the workflow code receiving the value runs (``eddic replay --s
 there, so a breakpoint comes after the step that fed it); iterating hands out the steps a record
 completed once that record has been fed.
 
+Each step holds the workflow's frames at the yield it belongs to (``Step.frames``: function,
+file, line and local variables, rendered by :func:`eddic.debug.values.render` when captured, so
+a later change to an object does not change what a step shows). They are read from the
+generator's (or coroutine's) frames as the command is matched: the code is then suspended at the
+yield the command belongs to, the one its value (if any) is sent into. A step of a
+command the code never yielded there (a divergence) has none, and neither has a compensation
+(the code has finished by then). After a run, ``Replay.waiting`` and ``Replay.compensations``
+describe what the code waits on at the end of the history and what a failure would compensate
+there, both as the kernel computes them.
+
 At the first divergence the replay stops with a step whose ``divergence`` compares, field by
 field, what history recorded at that seq with what the code yields now. Beyond the kernel's own
 checks, a code that yields a command after the history ends, or ends differently from how the
@@ -34,7 +44,9 @@ from ..context import WorkflowContext
 from ..decorators import Workflow, get_workflow
 from ..kernel import (
     RUN_TO_COMPLETION,
+    CallActivity,
     Command,
+    Frame,
     Interpreter,
     NonDeterminismError,
     Phase,
@@ -46,10 +58,53 @@ from ..kernel import (
 from ..serde import from_jsonable, loads
 from ..storage import Store
 from .divergence import Divergence, FieldDiff, describe_command, record_fields
+from .values import render
 
-__all__ = ["Divergence", "FieldDiff", "Replay", "Step", "describe_command", "replay_instance"]
+__all__ = [
+    "Divergence",
+    "FieldDiff",
+    "FrameView",
+    "Replay",
+    "Step",
+    "describe_command",
+    "replay_instance",
+]
 
 _WAITS = ("timer", "event")
+
+
+@dataclass(frozen=True)
+class FrameView:
+    """One frame of the workflow at a step: where it stood and its local variables, each
+    ``(name, rendered value)`` in the frame's order (names starting with ``__`` left out).
+
+    Values are rendered when the frame is captured, by :func:`eddic.debug.values.render`:
+    bounded, and never running anything of the objects but their ``repr``.
+    """
+
+    function: str
+    filename: str
+    lineno: int
+    locals: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, frame: Frame) -> FrameView:
+        shown = tuple(
+            (name, render(value))
+            for name, value in frame.locals.items()
+            # dunders, and the implicit ".0" of a comprehension: not the workflow's variables
+            if not name.startswith(("__", "."))
+        )
+        return cls(frame.function, frame.filename, frame.lineno, shown)
+
+    def get(self, name: str) -> str | None:
+        """The rendered value of local ``name``, or None when the frame has none."""
+        return next((text for key, text in self.locals if key == name), None)
+
+
+def _capture(interp: Interpreter) -> tuple[FrameView, ...]:
+    """The frames the interpreter's workflow is suspended in, rendered now."""
+    return tuple(FrameView.of(frame) for frame in interp.frames())
 
 
 @dataclass(frozen=True)
@@ -60,7 +115,8 @@ class Step:
     ``cancelled`` (a wait the workflow stopped waiting for), ``abandoned`` (an activity whose
     outcome the workflow no longer waits on; nothing is sent in), ``pending`` (no outcome in the
     history yet) or ``diverged`` (see ``divergence``; the replay stops there). ``record`` is the
-    scheduled record matched; ``outcome`` the resolved record, when there is one.
+    scheduled record matched; ``outcome`` the resolved record, when there is one. ``frames``:
+    the workflow's frames at the yield of this command, outermost first (see the module).
     """
 
     seq: int
@@ -71,6 +127,7 @@ class Step:
     error: BaseException | None = None
     outcome: Resolved | None = None
     divergence: Divergence | None = None
+    frames: tuple[FrameView, ...] = ()
 
     @property
     def diverged(self) -> bool:
@@ -120,6 +177,7 @@ class _Open:
     value: Any = None
     error: BaseException | None = None
     outcome: Resolved | None = None
+    frames: tuple[FrameView, ...] = ()
 
     def step(self) -> Step:
         return Step(
@@ -130,6 +188,7 @@ class _Open:
             self.value,
             self.error,
             self.outcome,
+            frames=self.frames,
         )
 
 
@@ -139,10 +198,19 @@ class _Tracker:
     A step whose outcome is delivered is handed out from inside the observer, before the value
     reaches the workflow: a consumer that pauses there (``eddic replay --step``) pauses before
     the code that receives the value runs.
+
+    The frames are captured as a command is matched rather than when its step is handed out:
+    the same point for most steps, but a step held back behind an earlier seq (the winner of a
+    ``First`` whose losing activity is still out) is handed out after the code has moved on.
     """
 
-    def __init__(self, emit: Callable[[Step], None]) -> None:
+    def __init__(
+        self, emit: Callable[[Step], None], frames_at: Callable[[int], bool] | None = None
+    ) -> None:
         self.emit = emit
+        self.frames_at = frames_at  # the seqs whose frames are captured (None: every seq)
+        self.interp: Interpreter | None = None  # set once the interpreter is built
+        self.frames: tuple[FrameView, ...] | None = None  # the last capture, until code runs
         self.open: dict[int, _Open] = {}
         self.waits: set[int] = set()  # open timer/event seqs not final yet
         self.next_seq = 1
@@ -152,7 +220,11 @@ class _Tracker:
     def observe(self, trace: Trace) -> None:
         if trace.event == "matched":
             assert isinstance(trace.record, Scheduled)
-            self.open[trace.seq] = _Open(trace.seq, trace.command, trace.record)
+            matched = _Open(trace.seq, trace.command, trace.record)
+            wanted = self.frames_at is None or self.frames_at(trace.seq)
+            if wanted and trace.record.kind != "compensation":  # (the code has finished then)
+                matched.frames = self._frames()
+            self.open[trace.seq] = matched
             self.matched = max(self.matched, trace.seq)
             if trace.record.kind in _WAITS:
                 self.waits.add(trace.seq)
@@ -171,8 +243,18 @@ class _Tracker:
             item.state, item.value = "completed", trace.record.value
         self.flush()
 
+    def _frames(self) -> tuple[FrameView, ...]:
+        """The frames the code stands in now. Only an outcome or a cancel runs the code, so
+        the children of one ``All`` or ``First``, matched one after another, share a capture."""
+        if self.frames is None:
+            assert self.interp is not None
+            self.frames = _capture(self.interp)
+        return self.frames
+
     def before(self, record: Record) -> None:
         """A scheduled record after an outcome starts a new yield: the previous one settled."""
+        if not isinstance(record, Scheduled):
+            self.frames = None  # an outcome or a cancel may move the code on
         if isinstance(record, Scheduled) and self.last_was_outcome:
             for item in self.open.values():
                 if item.state is None:
@@ -207,7 +289,14 @@ class Replay:
     """An iterable of :class:`Step`: the instance's history replayed through the current code.
 
     Each iteration (or :meth:`run`) replays afresh. Afterwards ``divergence`` is set when the
-    code diverged, and ``phase``, ``result`` and ``error`` tell where the code ended up.
+    code diverged, and ``phase``, ``result`` and ``error`` tell where the code ended up;
+    ``waiting`` lists the commands it waits on at the end of the history (the kernel's
+    ``pending``) and ``compensations`` what a failure would compensate there, in the order it
+    would (the kernel's ``compensations``: while compensating, the one in progress first). Each
+    entry is a dict: ``seq`` (None for a compensation not emitted yet), ``kind``, ``name``,
+    ``args`` (rendered by :func:`eddic.debug.values.render`), and ``deadline`` for a wait
+    (a datetime or None). Both are empty after a divergence: the code no longer matches the
+    history, so what it would wait on there is not the instance's.
     """
 
     def __init__(
@@ -221,8 +310,12 @@ class Replay:
         workflow_name: str | None = None,
         status: str | None = None,
         run: int = 1,
+        frames_at: Callable[[int], bool] | None = None,
     ) -> None:
         self.workflow = workflow
+        # Rendering every step's locals costs more than the rest of a replay: a caller that
+        # shows one step (the viewer) or none asks for the seqs it shows.
+        self.frames_at = frames_at
         self.run_number = run  # continue-as-new: which run of the instance this replays
         self.func = workflow.func if isinstance(workflow, Workflow) else workflow
         self.input = input
@@ -235,6 +328,8 @@ class Replay:
         self.phase: Phase | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+        self.waiting: list[dict[str, Any]] = []
+        self.compensations: list[dict[str, Any]] = []
 
     @classmethod
     def from_rows(
@@ -242,8 +337,11 @@ class Replay:
         row: Mapping[str, Any],
         history_rows: list[tuple[Any, ...]],
         workflow: Workflow[Any] | None = None,
+        *,
+        frames_at: Callable[[int], bool] | None = None,
     ) -> Replay:
-        """From a stored instance row and its history rows (values decoded as first recorded)."""
+        """From a stored instance row and its history rows (values decoded as first recorded).
+        ``frames_at``: capture the frames of only the seqs it accepts (default: every seq)."""
         wf = workflow or get_workflow(row["workflow_name"])
         input_value = None
         if wf.input_param is not None:
@@ -260,6 +358,7 @@ class Replay:
             workflow_name=wf.name,
             status=row["status"],
             run=int(row.get("run") or 1),
+            frames_at=frames_at,
         )
 
     def steps(self) -> list[Step]:
@@ -284,7 +383,7 @@ class Replay:
 
     def _drive(self, emit: Callable[[Step], None]) -> Iterator[None]:
         """Feed the records one at a time, pausing (yielding) after each."""
-        tracker = _Tracker(emit)
+        tracker = _Tracker(emit, self.frames_at)
         interp = Interpreter(
             self.func,
             self.input,
@@ -296,7 +395,9 @@ class Replay:
             check=check_for(self.workflow),
             run=self.run_number,
         )
+        tracker.interp = interp
         self.divergence, self.phase, self.result, self.error = None, None, None, None
+        self.waiting, self.compensations = [], []
         interp.expect(self.records)  # ctx.patched() decides by the record still to come
         for record in self.records:
             compensating = interp.phase is Phase.COMPENSATING
@@ -375,6 +476,8 @@ class Replay:
         if mismatch is not None:
             self.divergence = mismatch
             emit(Step(mismatch.seq, None, None, "diverged", divergence=mismatch))
+            return
+        self.waiting, self.compensations = _now_of(interp)
 
     def _finished(self) -> bool:
         return self.status in ("completed", "failed")
@@ -411,6 +514,35 @@ class Replay:
             "Likely cause: the workflow code changed under a running instance, or the workflow "
             "depends on something other than its input and recorded outcomes."
         )
+
+
+def _now_of(interp: Interpreter) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the interpreter's workflow waits on now, and what a failure would compensate now,
+    described as ``Replay.waiting`` and ``Replay.compensations`` are."""
+    pending = interp.pending
+    waiting = [_recorded(p.record) for p in pending]
+    emitted = {id(p.command): p.record for p in pending if p.kind == "compensation"}
+    compensations = []
+    for command in interp.compensations:
+        record = emitted.get(id(command))
+        compensations.append(_recorded(record) if record else _compensation(command))
+    return waiting, compensations
+
+
+def _recorded(record: Scheduled) -> dict[str, Any]:
+    described = record_fields(record)
+    described["args"] = render(record.args)
+    described["deadline"] = record.deadline
+    return described
+
+
+def _compensation(command: CallActivity) -> dict[str, Any]:
+    """A compensation not emitted yet: described as the runtime would record it."""
+    described = describe_command(command, seq=0, compensating=True)
+    described["seq"] = None  # it has none until it is emitted
+    described["args"] = render(described["args"])
+    described["deadline"] = None
+    return described
 
 
 def replay_instance(
