@@ -89,12 +89,29 @@ class CliError(EddicError):
     """A problem to report on one line, exiting with status 2."""
 
 
+class CloudEventError(EddicError):
+    """An HTTP request that does not carry a CloudEvent eddic can take.
+
+    ``status`` is the HTTP status to answer it with (400 malformed, 413 too large, 415 a media
+    type eddic cannot store); ``message`` says what was wrong, naming the attribute or header.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.message))
+
+
 __all__ = [
     "ActivityFailed",
     "ActivityTimeout",
     "Cancelled",
     "ChildWorkflowFailed",
     "CliError",
+    "CloudEventError",
     "DamagedRecord",
     "EddicError",
     "EventTimeout",

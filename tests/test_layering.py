@@ -239,3 +239,52 @@ def test_the_compat_scan_sees_compat_and_what_it_must_not_import() -> None:
         "eddic.runtime",
         "sqlite_utils",
     }
+
+
+# What the viewer may import from eddic: the storage interface (its package, not a backend), the
+# debugger, the kernel and the leaves, and the App's public methods; never the runtime's insides.
+WEB_MAY_IMPORT = {
+    "eddic.clock",
+    "eddic.codec",
+    "eddic.debug",
+    "eddic.decorators",
+    "eddic.errors",
+    "eddic.kernel",
+    "eddic.runtime.app",
+    "eddic.serde",
+    "eddic.storage",
+    "eddic.web",
+}
+WEB = [p for p in _modules(STDLIB) if p.relative_to(STDLIB).parts[0] == "web"]
+
+
+def _web_reaches(tree: ast.AST, module: str) -> set[str]:
+    """The eddic modules ``module`` imports that the viewer may not (a storage backend's modules
+    included: ``eddic.storage`` is allowed, ``eddic.storage.sqlite.store`` is not)."""
+
+    def allowed(name: str) -> bool:
+        if name == "eddic.storage":
+            return True
+        return any(
+            name == ok or name.startswith(f"{ok}.") for ok in WEB_MAY_IMPORT - {"eddic.storage"}
+        )
+
+    return {n for n in _imports(tree, module) if n.startswith("eddic.") and not allowed(n)}
+
+
+@pytest.mark.parametrize("path", WEB, ids=lambda p: _name(p))
+def test_the_viewer_reads_through_the_storage_interface_only(path: Path) -> None:
+    reached = _web_reaches(ast.parse(path.read_text()), _name(path))
+    assert not reached, f"{_name(path)} imports {sorted(reached)}, beyond {sorted(WEB_MAY_IMPORT)}"
+
+
+def test_the_viewer_scan_can_fail() -> None:
+    assert len(WEB) >= 5
+    fake = "eddic.web.fake"
+    tree = ast.parse(
+        "from ..storage.sqlite.store import Storage\n"
+        "from ..runtime.worker import Worker\n"
+        "from ..storage import open_store\n"
+        "from ..runtime.app import App\n"
+    )
+    assert _web_reaches(tree, fake) == {"eddic.storage.sqlite.store", "eddic.runtime.worker"}

@@ -37,6 +37,7 @@ from .commands import (
     cmd_show,
 )
 from .display import escape
+from .ui import cmd_ui
 
 __all__ = ["build_parser", "main"]
 
@@ -173,7 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub, suppress=True)
         sub.add_argument("event_id", metavar="EVENT_ID", nargs="?")
         sub.add_argument("--all", action="store_true", help="every failed row")
+
+    p = command("ui", "serve the web viewer (eddic[web]) until Ctrl-C", cmd_ui)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8765, help="port to listen on (8765)")
+    p.add_argument("--read-only", action="store_true", help="refuse every change")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="needed by every request (also EDDIC_UI_TOKEN); required off loopback",
+    )
     return parser
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
+    return value
 
 
 class _EscapingFormatter(logging.Formatter):
