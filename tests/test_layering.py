@@ -251,6 +251,7 @@ WEB_MAY_IMPORT = {
     "eddic.errors",
     "eddic.kernel",
     "eddic.runtime.app",
+    "eddic.runtime.async_app",
     "eddic.serde",
     "eddic.storage",
     "eddic.web",

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from ..errors import EddicError, InstanceNotFound
 from ..runtime.app import App
+from ..runtime.async_app import AsyncApp
 from ..storage import shown_url
 from .html import Html, href, tag
 from .ingress import events_endpoint, send_with
@@ -96,13 +97,14 @@ def _int(value: str | None, default: int | None) -> int | None:
 
 
 def create_app(
-    db_url_or_app: str | App,
+    db_url_or_app: str | App | AsyncApp,
     *,
     read_only: bool = False,
     token: str | None = None,
     allowed_hosts: Collection[str] | None = None,
 ) -> Starlette:
-    """The viewer of one database (a URL) or of an ``App``'s database, as an ASGI application.
+    """The viewer of one database (a URL) or of an ``App``'s (or ``AsyncApp``'s) database, as
+    an ASGI application.
 
     ``read_only`` refuses every change; ``token`` is then needed by every request (``/login``
     sets it for a browser); without a token only loopback ``Host`` names are answered, unless

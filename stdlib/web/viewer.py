@@ -21,6 +21,7 @@ from ..debug.replay import Replay, Step
 from ..decorators import Workflow, get_workflow
 from ..errors import InstanceNotFound, UnknownWorkflow
 from ..runtime.app import App
+from ..runtime.async_app import AsyncApp
 from ..storage import HISTORY_FIELDS, Store, Stored, decoded_history, open_store
 
 __all__ = [
@@ -113,9 +114,12 @@ class Done:
 
 
 class Viewer:
-    """One database, seen by the viewer. ``target`` is a database URL or an ``App``."""
+    """One database, seen by the viewer. ``target`` is a database URL, an ``App`` or an
+    ``AsyncApp``."""
 
-    def __init__(self, target: str | App) -> None:
+    def __init__(self, target: str | App | AsyncApp) -> None:
+        if isinstance(target, AsyncApp):  # the App it drives (the viewer calls it from threads)
+            target = target.app
         if isinstance(target, App):
             self._app: App | None = target
             self.store: Store = target.storage

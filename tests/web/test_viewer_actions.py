@@ -116,9 +116,7 @@ def test_retry_makes_a_parked_instance_due_now(app: App, client: TestClient) -> 
     assert app.get_instance(iid)["status"] == "completed"
 
 
-def test_retry_of_a_finished_or_unknown_instance(
-    app: App, client: TestClient, order: str
-) -> None:
+def test_retry_of_a_finished_or_unknown_instance(app: App, client: TestClient, order: str) -> None:
     app.start(wf.view_failing, "f-1", instance_id="f-1")
     token = csrf_of(client)
     assert "already failed" in _flash(client, post(client, "retry", id="f-1", csrf=token))

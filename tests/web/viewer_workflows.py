@@ -88,3 +88,12 @@ def view_parks(ctx: WorkflowContext, order_id: str) -> str:
         raise Halt("a poisoned step")
     yield view_reserve(order_id)
     return "ok"
+
+
+@workflow
+def view_order_changed(ctx: WorkflowContext, order_id: str) -> str:
+    """view_order as a later deploy changed it: the charge now comes before the reservation."""
+    charge = yield view_charge(order_id, 42)
+    reservation = yield view_reserve(order_id)
+    payment = yield WaitEvent("payment.confirmed", timeout=3600)
+    return f"{reservation['reservation']}:{payment.data}:{charge}"
