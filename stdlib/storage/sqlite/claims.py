@@ -4,7 +4,12 @@ Every function here runs inside the caller's ``BEGIN IMMEDIATE`` transaction, so
 and its lease updates are one unit: SQLite has one writer at a time, so two claimers (threads or
 processes) can never take one instance twice, and never wait on each other's rows for long.
 The workflow names a claimer can run are passed as one JSON array (``json_each``), so any number
-of them costs one bound parameter.
+of them costs one bound parameter. The filter is written ``+workflow_name IN (...)``: the unary
+``+`` keeps SQLite from reading it through ``instances_by_workflow``, whose equality lookup its
+planner (which has no statistics) prefers to any range, and which holds every instance of those
+workflows, finished or not: an idle worker's due query then read all of them (64 ms per poll
+with 100,000 instances, tests/benchmarks/viewer_queries.py) instead of the few entries of
+``instances_by_wake_at`` that are due (tests/storage/test_poll_plans.py pins the plans).
 """
 
 from __future__ import annotations
@@ -75,9 +80,10 @@ def claim(
 ) -> list[tuple[int, dict[str, Any]]]:
     """Take the leases of up to ``limit`` due (and, with ``stale``, stale) instances of these
     workflows, the longest-waiting first. Two index-served queries, each bounded by ``limit``
-    (the due one by ``instances_by_wake_at``, the stale one by ``instances_by_status``)."""
+    (the due one by ``instances_by_wake_at``, read in wake order, the stale one by
+    ``instances_by_status``); the workflow filter is tested on their rows (``+``, above)."""
     params = {"now": to_text(now), "names": json.dumps(list(workflows)), "limit": limit}
-    mine = "workflow_name IN (SELECT value FROM json_each(:names))"
+    mine = "+workflow_name IN (SELECT value FROM json_each(:names))"
     found = _rows(
         db, f"SELECT * FROM instances WHERE {_DUE} AND {mine} ORDER BY wake_at LIMIT :limit", params
     )

@@ -625,11 +625,13 @@ class Storage:
         it can run, so that a serving loop never wakes for work it cannot do."""
         # Times are fixed-width ISO text, so MAX over texts is the latest time; '' stands for
         # NULL. SQLite limits bound parameters: a longer exclude list is cut (waking early is
-        # harmless; it is only spinning that is not).
+        # harmless; it is only spinning that is not). The workflow filter is tested on the rows
+        # of ``instances_by_wake_at`` (``+``: not read through ``instances_by_workflow``, which
+        # holds every finished instance too; see ``claims``).
         skip: list[Any] = list(exclude)[:500]
         not_in = f"AND instance_id NOT IN ({', '.join('?' * len(skip))}) " if skip else ""
         if workflows is not None:
-            not_in += "AND workflow_name IN (SELECT value FROM json_each(?)) "
+            not_in += "AND +workflow_name IN (SELECT value FROM json_each(?)) "
             skip.append(json.dumps(list(workflows)))
         with self.reading() as db:
             row = db.execute(

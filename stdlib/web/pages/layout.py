@@ -85,7 +85,9 @@ LIVE = """
         var doc = new DOMParser().parseFromString(html, 'text/html');
         var fresh = doc.querySelector('[data-live]');
         var here = document.querySelector('[data-live]');
-        if (fresh && here) here.replaceWith(fresh);
+        var typing = document.activeElement && here && here.contains(document.activeElement)
+          && /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName);
+        if (fresh && here && !typing) here.replaceWith(fresh);  // never under a user's typing
       }).catch(function () {});
   }
   function set() {
