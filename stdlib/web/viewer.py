@@ -46,7 +46,7 @@ STATUSES = (
 )
 PAGE_SIZE = 50
 HISTORY_PAGE = 200
-OUTLOOKS_KEPT = 256  # instances whose "now" is remembered (see Viewer._outlook)
+INSTANCES_KEPT = 32  # instances whose history and "now" are remembered (Viewer._current)
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,13 @@ class ReplayView:
 
 
 @dataclass(frozen=True)
+class _Current:
+    rows: list[tuple[Any, ...]]
+    entries: list[timeline.Entry]
+    outlook: Outlook
+
+
+@dataclass(frozen=True)
 class Done:
     """What an action did, in a sentence for the page it redirects to."""
 
@@ -134,7 +141,7 @@ class Viewer:
             raise TypeError(f"the viewer wants a database URL or an eddic App, got {target!r}")
         self._owns_app = self._app is None
         self._lock = threading.Lock()
-        self._outlooks: OrderedDict[tuple[Any, ...], Outlook] = OrderedDict()
+        self._seen: OrderedDict[tuple[Any, ...], _Current] = OrderedDict()
 
     def close(self) -> None:
         if self._owns_app:
@@ -185,28 +192,23 @@ class Viewer:
         current = int(info.get("run") or 1)
         shown = current if run is None or not 1 <= run <= current else run
         if shown == current:
-            # The timeline needs every record's times but none of its values: read the rows
-            # as stored and decode only the page of history shown (a 10,000-step instance).
-            stored = store.stored(instance_id)
-            entries = timeline.build(_light(stored.history), status=info["status"])
-            total = len(stored.history)
-            outlook = self._outlook(info, stored)
-            earlier: int | None = None
+            seen = self._current(info)
+            rows, entries, outlook = seen.rows, seen.entries, seen.outlook
+            total = len(rows)
         else:  # an earlier run (continue-as-new) ended: nothing waits there
             every = store.history(instance_id, shown)
             entries = timeline.build(every, status="completed")
             total = len(every)
             outlook = Outlook(why_not=f"run {shown} ended: it waits on nothing")
-            earlier = shown
         start = max(0, min(start, max(total - 1, 0)))
-        if earlier is None:  # decode the page from the rows read already
-            shown_rows = decoded_history(stored.history[start : start + HISTORY_PAGE])
+        if shown == current:  # decode the page from the rows read already
+            page = decoded_history(rows[start : start + HISTORY_PAGE])
         else:
-            shown_rows = store.history(instance_id, earlier, start=start, limit=HISTORY_PAGE)
+            page = store.history(instance_id, shown, start=start, limit=HISTORY_PAGE)
         return InstanceView(
             info=info,
             entries=entries,
-            history=shown_rows,
+            history=page,
             history_total=total,
             history_from=start,
             run=shown,
@@ -222,29 +224,42 @@ class Viewer:
         except UnknownWorkflow:
             return None
 
-    def _outlook(self, info: dict[str, Any], stored: Stored) -> Outlook:
-        """What the kernel says the instance waits on now, from a replay of its history.
+    def _current(self, info: dict[str, Any]) -> _Current:
+        """The run in progress as the instance page draws it: its history rows as stored, its
+        timeline and the kernel's view of it now.
 
-        A replay is O(history): the answer is kept per instance until its history or status
-        changes, so a page viewed again (or refreshed live) costs a read, not a replay."""
-        if info["status"] in timeline.FINISHED:
-            return Outlook(why_not=f"the instance is {info['status']}: it waits on nothing")
+        The timeline needs every record's times but none of its values, so the rows are read
+        as stored and only the page of history shown is decoded. What the instance waits on
+        now comes from a replay of the whole history through the code, O(history): all three
+        are kept per instance until it takes a step (its ``updated_at`` moves with every
+        step), so a page viewed again, or refreshed live, costs a read of the instance row."""
         wf = self._workflow(info)
-        if wf is None:
-            return Outlook(why_not=_not_loaded(info))
-        last = stored.history[-1][1] if stored.history else 0  # its pos
-        key = (info["instance_id"], info.get("run"), len(stored.history), last, info["status"])
+        key = (
+            info["instance_id"],
+            info.get("run"),
+            info["updated_at"],
+            info["status"],
+            None if wf is None else id(wf),  # other code, another answer
+        )
         with self._lock:
-            known = self._outlooks.get(key)
+            known = self._seen.get(key)
             if known is not None:
-                self._outlooks.move_to_end(key)
+                self._seen.move_to_end(key)
                 return known
-        outlook = self._replay_outlook(stored, wf)
+        stored = self.store.stored(info["instance_id"])
+        if info["status"] in timeline.FINISHED:
+            outlook = Outlook(why_not=f"the instance is {info['status']}: it waits on nothing")
+        elif wf is None:
+            outlook = Outlook(why_not=_not_loaded(info))
+        else:
+            outlook = self._replay_outlook(stored, wf)
+        entries = timeline.build(_light(stored.history), status=info["status"])
+        seen = _Current(stored.history, entries, outlook)
         with self._lock:
-            self._outlooks[key] = outlook
-            while len(self._outlooks) > OUTLOOKS_KEPT:
-                self._outlooks.popitem(last=False)
-        return outlook
+            self._seen[key] = seen
+            while len(self._seen) > INSTANCES_KEPT:
+                self._seen.popitem(last=False)
+        return seen
 
     def _replay_outlook(self, stored: Stored, wf: Workflow[Any]) -> Outlook:
         try:

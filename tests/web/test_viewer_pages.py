@@ -231,3 +231,13 @@ def test_children_link_to_their_parent_and_back(app: App, client: TestClient) ->
     assert child_links
     child = _Page(client.get(child_links[0]).text)
     assert any(parse_qs(urlsplit(a).query).get("id") == ["p-1"] for a in child.links)
+
+
+def test_a_page_viewed_again_after_a_step_shows_the_step(app: App, client: TestClient) -> None:
+    iid = _order(app)
+    before = client.get("/instance", params={"id": iid}).text
+    assert "payment.confirmed" in _Page(_section(before, "now")).text
+    app.send_event("payment.confirmed", {"paid": 1}, instance_id=iid)  # runs it here, inline
+    after = client.get("/instance", params={"id": iid}).text
+    assert "it waits on nothing" in _Page(_section(after, "now")).text
+    assert "event payment.confirmed · received" in _Page(after).text
