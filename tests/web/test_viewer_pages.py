@@ -241,3 +241,17 @@ def test_a_page_viewed_again_after_a_step_shows_the_step(app: App, client: TestC
     after = client.get("/instance", params={"id": iid}).text
     assert "it waits on nothing" in _Page(_section(after, "now")).text
     assert "event payment.confirmed · received" in _Page(after).text
+
+
+def test_each_run_of_a_workflow_that_continued_as_new_has_its_page(
+    app: App, client: TestClient
+) -> None:
+    app.start(wf.view_rounds, 2, instance_id="rounds")
+    page = _Page(client.get("/instance", params={"id": "rounds"}).text)
+    assert "run 3" in page.text
+    runs = [a for a in page.links if "run=" in a]
+    assert [parse_qs(urlsplit(a).query)["run"] for a in runs] == [["1"], ["2"]]
+    first = client.get(runs[0]).text
+    assert "round-2" in first and "round-1" not in first  # run 1's history only
+    assert "run 1 ended: it waits on nothing" in first
+    assert "rounds.done" in _Page(_section(client.get("/instance?id=rounds").text, "now")).text

@@ -7,6 +7,7 @@ from typing import Any
 
 from eddic import (
     CallWorkflow,
+    ContinueAsNew,
     Publish,
     RetryPolicy,
     WaitEvent,
@@ -97,3 +98,14 @@ def view_order_changed(ctx: WorkflowContext, order_id: str) -> str:
     reservation = yield view_reserve(order_id)
     payment = yield WaitEvent("payment.confirmed", timeout=3600)
     return f"{reservation['reservation']}:{payment.data}:{charge}"
+
+
+@workflow
+def view_rounds(ctx: WorkflowContext, rounds: int) -> int:
+    """Continues as new until ``rounds`` is 0, one activity per run, then waits for an event."""
+    if rounds == 0:
+        yield WaitEvent("rounds.done", timeout=3600)
+        return 0
+    yield view_reserve(f"round-{rounds}")
+    yield ContinueAsNew(rounds - 1)
+    return -1
