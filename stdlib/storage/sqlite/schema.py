@@ -206,9 +206,10 @@ def _v5_viewer_indexes(db: sqlite_utils.Database) -> None:
     index, not the table (about 24 ms instead of 57 with 100,000 instances,
     tests/benchmarks/viewer_queries.py). ``instances_by_status`` and
     ``instances_by_workflow`` gain ``(created_at, ikey)`` after their column, so a filtered page
-    is read in order too. They keep their names and their first column, so the lookups that used
-    them (``claims``: the stale query by status, the claim by workflow) read them as before;
-    neither had a second column, so no query lost one. ``created_at`` never changes, so the wider
+    is read in order too. They keep their names and their first column, so the stale query
+    reads ``instances_by_status`` as before (the claim's due query and ``next_wake`` no longer
+    use ``instances_by_workflow``: they read the due index, ``+workflow_name`` keeping SQLite
+    off the workflow index, which holds every finished instance too). ``created_at`` never changes, so the wider
     keys cost no more on a step than the old ones did (a status change rewrites its entry in
     ``instances_by_status`` either way); only an insert writes one more index entry.
     ``outbox_by_instance``: an instance's outbox rows, in delivery order (the outbox had no
