@@ -16,12 +16,18 @@ def utcnow() -> datetime:
 
 def to_text(when: datetime | None) -> str | None:
     """A UTC time as fixed-width ISO text, so that text order is time order in SQL."""
-    global _last_text
+    global _last_text, _prior_text
     if when is None:
         return None
+    # The last two times formatted, the latest first: a step writes its ``now`` several times,
+    # with its lease's expiry between them.
     last = _last_text
-    if last[0] is when:  # one step writes its ``now`` several times
+    if last[0] is when:
         return last[1]
+    prior = _prior_text
+    if prior[0] is when:
+        _prior_text, _last_text = last, prior
+        return prior[1]
     u = when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc)
     # Formatting the seven fields (``%`` or ``isoformat``) costs about 11k instructions, and
     # reading a datetime's fields one by one is dear too; the offset from the epoch gives the
@@ -34,6 +40,7 @@ def to_text(when: datetime | None) -> str | None:
         head = _minute_text(u, minute)
     micro = since.microseconds
     text = f"{head}{_SECONDS[seconds % 60]}{_DIGITS[micro // 1000]}{_DIGITS_UTC[micro % 1000]}"
+    _prior_text = last
     _last_text = (when, text)  # one tuple: a thread never sees one's time with another's text
     return text
 
@@ -44,6 +51,7 @@ _DIGITS = [f"{n:03d}" for n in range(1000)]
 _DIGITS_UTC = [f"{n:03d}+00:00" for n in range(1000)]
 _minutes: dict[int, str] = {}  # "YYYY-MM-DDTHH:MM:" by minutes since the epoch, a few kept
 _last_text: tuple[datetime | None, str] = (None, "")
+_prior_text: tuple[datetime | None, str] = (None, "")
 
 
 def _minute_text(u: datetime, minute: int) -> str:

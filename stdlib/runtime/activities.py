@@ -26,7 +26,7 @@ from ..clock import utcnow
 from ..context import ActivityContext
 from ..decorators import Activity
 from ..errors import ActivityTimeout, SerializationError
-from ..kernel import RUN_TO_COMPLETION, EddicError, Failure, Resolved
+from ..kernel import RUN_TO_COMPLETION, CallActivity, EddicError, Failure, Resolved
 from ..serde import dumps, loads
 from ..storage import StepWrite, Store
 from .bodies import (
@@ -93,13 +93,15 @@ class Activities:
     def _runnables(
         self, live: LiveInstance, pending: list[Any], now: datetime, running: dict[int, Running]
     ) -> list[Any]:
-        """Of ``pending``, the activities and compensations that may begin now, oldest first."""
+        """Of ``pending``, the activities and compensations that may begin now, oldest first
+        (not in a backoff: ``LiveInstance.backoff_until``, written out)."""
+        attempts = live.attempts
         return [
             p
             for p in pending
             if p.kind in RUN_TO_COMPLETION
             and p.seq not in running
-            and live.backoff_until(p.seq, now) is None
+            and ((state := attempts.get(p.seq)) is None or state[2] is None or state[2] <= now)
         ]
 
     def _solo(
@@ -111,7 +113,11 @@ class Activities:
         runs its instance's bodies one at a time rather than wait on the pool from inside it."""
         act = None
         if not running and len(runnable) == 1 and len(pending) == 1:
-            act = resolve_activity(runnable[0].command)
+            command = runnable[0].command
+            if isinstance(command, CallActivity) and isinstance(command.activity, Activity):
+                act = command.activity  # resolve_activity's common case, without its frame
+            else:
+                act = resolve_activity(command)
             if act is None or (act.timeout is None and act.heartbeat_timeout is None):
                 return True, act
         return in_body_thread(), act
@@ -156,12 +162,9 @@ class Activities:
             error = SerializationError(live.arg_errors[seq])
             return self._settle(live, pending, act, attempt, None, error, now)
         details = live.heartbeats.get(seq)
-        ctx = ActivityContext(
-            instance_id=live.instance_id,
-            seq=seq,
-            attempt=attempt,
-            idempotency_key=f"{live.instance_id}:{seq}",
-            heartbeat_details=None if details is None else loads(details),
+        iid = live.instance_id
+        ctx = ActivityContext(  # instance_id, seq, attempt, idempotency_key, heartbeat_details
+            iid, seq, attempt, f"{iid}:{seq}", None if details is None else loads(details)
         )
         run = Running(seq, attempt, act, ctx, pending, live, self._write_heartbeat)
         ctx._beat = run.heartbeat
@@ -279,15 +282,17 @@ class Activities:
         error: BaseException | None,
         now: datetime,
     ) -> StepWrite:
+        if error is None:  # the common case: the outcome is final, nothing to retry
+            return self._record_outcome(live, pending, attempt, error, outcome, now)
         seq = pending.seq
-        if error is not None and not isinstance(error, Exception):
+        if not isinstance(error, Exception):
             if is_exit_request(error):
                 raise error
             # SystemExit, CancelledError, ... from the body: this attempt is spent and recorded
             # as begun; the instance is parked rather than the worker stopped.
             return self._park_attempt(live, seq, attempt, error, now)
-        failures = (live.attempts[seq][1] if seq in live.attempts else 0) + (error is not None)
-        if error is not None and act is not None and outcome is not None and outcome.retryable:
+        failures = (live.attempts[seq][1] if seq in live.attempts else 0) + 1
+        if act is not None and outcome is not None and outcome.retryable:
             policy = act.retry
             # Attempts begun, crashed ones included, count against max_attempts.
             if policy.retries(error, attempt):

@@ -33,6 +33,9 @@ class Survey(NamedTuple):
     events: dict[int, Any]  # seq -> pending WaitEvent
 
 
+_new_survey = tuple.__new__
+
+
 @dataclass
 class LiveInstance:
     instance_id: str
@@ -146,7 +149,7 @@ class LiveInstance:
             status = "waiting_for_timer"
         else:
             status = "running"
-        return Survey(status, wake, run, events)
+        return _new_survey(Survey, (status, wake, run, events))  # Survey(...) without its frame
 
     def backoff_until(self, seq: int, now: datetime) -> datetime | None:
         state = self.attempts.get(seq)

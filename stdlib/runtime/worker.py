@@ -367,7 +367,7 @@ class Worker(Activities):
 
     def _new_step(self, live: LiveInstance) -> StepWrite:
         """An empty step of ``live``, fenced by this worker's lease on it."""
-        step = StepWrite(live.instance_id, self.worker_id, live.epoch, key=live.key)
+        step = StepWrite(live.instance_id, self.worker_id, live.epoch, live.key)
         step.mailbox_seen = live.mailbox_seen
         return step
 
@@ -468,21 +468,22 @@ class Worker(Activities):
         self, live: LiveInstance, records: list[Any], values: dict[int, Any], now: datetime
     ) -> StepWrite:
         """The write for new records: history rows, outbox rows for publishes, new state."""
-        if any(isinstance(r, Scheduled) and r.kind == "event" for r in records):
+        # One pass for the records that need more than their history row (most steps: none).
+        others = [r for r in records if isinstance(r, Scheduled) and r.kind in _OTHER_ROWS]
+        if others and any(r.kind == "event" for r in others):
             live.mailbox_seen = 0  # a new wait may take an event the others left: look again
         step = self._new_step(live)
         step.history = live.rows(records, values)
-        for record in records:
-            if isinstance(record, Scheduled):
-                if record.kind == "publish":
-                    args = record.args
-                    step.outbox.append(
-                        self._outbox_row(
-                            live, record.seq, record.name, args["data"], args["source"], now
-                        )
+        for record in others:
+            if record.kind == "publish":
+                args = record.args
+                step.outbox.append(
+                    self._outbox_row(
+                        live, record.seq, record.name, args["data"], args["source"], now
                     )
-                elif record.kind == "child":
-                    step.children.append(self._child_row(live, record))
+                )
+            elif record.kind == "child":
+                step.children.append(self._child_row(live, record))
         abandoned = live.interp.abandoned
         if abandoned:  # children the workflow stopped waiting on: cancel them in this step
             why = dumps(f"its parent {live.instance_id!r} no longer waits on it")
@@ -531,12 +532,13 @@ class Worker(Activities):
 
     def _fill_state(self, live: LiveInstance, step: StepWrite, now: datetime) -> None:
         interp = live.interp
-        if interp.phase is Phase.CONTINUED:
+        phase = interp.phase
+        if phase is Phase.CONTINUED:
             self._next_run_state(live, step, now)
             return
         survey = live.survey(now)
         columns: dict[str, Any] = {"status": survey.status}
-        if interp.phase is Phase.COMPLETED:
+        if phase is Phase.COMPLETED:
             try:
                 adapter = live.workflow.result_adapter
                 what = "the workflow result"
@@ -546,7 +548,7 @@ class Worker(Activities):
             except SerializationError as exc:
                 columns["status"] = "failed"
                 columns["error"] = dumps(error_json(exc))
-        elif interp.phase is Phase.FAILED or interp.phase is Phase.CANCELLED:
+        elif phase is Phase.FAILED or phase is Phase.CANCELLED:
             assert interp.error is not None
             columns["error"] = dumps(error_json(interp.error, interp.compensation_errors))
         else:
@@ -578,11 +580,17 @@ class Worker(Activities):
         if not step.release and live.written:
             # Most steps change none of these: the commit then appends history and leaves the
             # instance's row (and its page in the WAL) alone; the lease check is a read.
-            written = live.written
-            for name in ("status", "wake_at", "retry_after", "error"):
-                if name in written and written[name] == columns[name]:
-                    del columns[name]
-        if step.release or columns.keys() - {"lock_expires_at"}:
+            get = live.written.get  # status, wake_at, retry_after, error: written out
+            if get("status", _UNWRITTEN) == columns["status"]:
+                del columns["status"]
+            if get("wake_at", _UNWRITTEN) == columns["wake_at"]:
+                del columns["wake_at"]
+            if get("retry_after", _UNWRITTEN) == columns["retry_after"]:
+                del columns["retry_after"]
+            if get("error", _UNWRITTEN) == columns["error"]:
+                del columns["error"]
+        # Anything but a renewed lease changes the row (a bool counts as 0 or 1).
+        if step.release or len(columns) > ("lock_expires_at" in columns):
             columns["updated_at"] = now
         step.columns = columns
 
@@ -665,8 +673,10 @@ class Worker(Activities):
 
     def _after_commit(self, live: LiveInstance, step: StepWrite) -> None:
         live.written.update(step.columns)
-        live.waits.difference_update(step.waits_removed)
-        live.waits.update(seq for seq, _t, _d, _m in step.waits_added)
+        if step.waits_removed:
+            live.waits.difference_update(step.waits_removed)
+        if step.waits_added:
+            live.waits.update(seq for seq, _t, _d, _m in step.waits_added)
         if live.interp.finished:
             self._cache.pop(live.instance_id, None)
             if step.outbox and not self._wake.is_set():
@@ -682,6 +692,11 @@ class Worker(Activities):
         if not self._wake.is_set():
             self._wake.set()
 
+
+_UNWRITTEN = object()  # a column not written under this lease (``Worker._fill_state``)
+
+#: Scheduled records of these kinds need more than a history row (``Worker._step``).
+_OTHER_ROWS = frozenset(("event", "publish", "child"))
 
 #: At most this many outcomes go into one step of a fan-in (``Worker._resolve_due``).
 _RESOLVE_BATCH = 100

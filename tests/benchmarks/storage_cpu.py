@@ -10,9 +10,9 @@ workflow of ``throughput.py``: per workflow one ``Storage.create`` and three
 step scheduling an activity; two steps resolving one and scheduling the next, with no instance
 column changed; a last step resolving the third, completing the instance and releasing its
 lease), on a file at ``synchronous=OFF`` so that no fsync is in the figure. ``--sql`` counts
-the statements that path runs today issued by hand through one cursor (``BEGIN IMMEDIATE`` ...
-``COMMIT``, no locks, no group commit, no Python around them): the floor the storage's own
-Python sits on.
+the statements that path ran before issue 14 item 8 (18), and then the 14 it runs today,
+issued by hand through one cursor (``BEGIN IMMEDIATE`` ... ``COMMIT``, no locks, no group
+commit, no Python around them): the floor the storage's own Python sits on.
 
 Each count runs ``--small`` and ``--large`` workflows in two processes under
 ``valgrind --tool=callgrind`` and divides the difference, so start-up and imports cancel out.
@@ -169,6 +169,76 @@ def sql_workflow(cur: object, i: int) -> None:
         execute("COMMIT")
 
 
+_HISTORY = (
+    "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at, deadline, "
+    "value, failure) "
+)
+_SCHEDULED = "(?,?,?,?,'scheduled',?,?,?,?,NULL,NULL,NULL)"
+_RESOLVED = "(?,?,?,?,'resolved',NULL,NULL,NULL,?,NULL,?,NULL)"
+_FENCED_PAIR = (
+    f"{_HISTORY}SELECT * FROM (VALUES {_RESOLVED}, {_SCHEDULED}) WHERE EXISTS (SELECT 1 FROM "
+    "instances WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?)"
+)
+
+
+def sql_now_workflow(cur: object, i: int) -> None:
+    """The statements of ``workflow`` as the storage runs them today (14: one INSERT of the
+    instance and one of its first record; then a fenced INSERT of two records per step, and the
+    last step's UPDATE and INSERT), by hand through one cursor: the floor under ``workflow``."""
+    execute = cur.execute  # type: ignore[attr-defined]
+    iid = f"{i:08d}-3b81-407b-b7d6-9f2bc237b9a8"
+    now = f"2026-12-01T00:00:00.{i % 1_000_000:06d}+00:00"
+    execute("BEGIN IMMEDIATE")
+    execute(
+        "INSERT INTO instances (instance_id, workflow_name, status, input_data, created_at, "
+        "updated_at, started_at, service_name, lock_timeout_seconds, lock_owner, lock_epoch, "
+        "lock_expires_at, error, wake_at, retry_after) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, NULL, NULL)",
+        [
+            iid,
+            "bench_order",
+            "running",
+            f'{{"order_id":"ORD-{i}","amount":11.0,"email":"c1@example.com"}}',
+            now,
+            now,
+            now,
+            "eddic",
+            OWNER,
+            1,
+            now,
+        ],
+    )
+    key = cur.lastrowid << 24  # type: ignore[attr-defined]
+    name, args, _ = ACTIVITIES[0]
+    execute(
+        f"{_HISTORY}VALUES {_SCHEDULED}",
+        (key | 1, iid, 1, 1, "activity", name, args % i, now),
+    )
+    execute("COMMIT")
+    for n in range(1, 4):
+        execute("BEGIN IMMEDIATE")
+        value = ACTIVITIES[n - 1][2] % i
+        if n < 3:
+            name, args, _ = ACTIVITIES[n]
+            execute(
+                _FENCED_PAIR,
+                (
+                    *(key | 2 * n, iid, 2 * n, n, now, value),
+                    *(key | 2 * n + 1, iid, 2 * n + 1, n + 1, "activity", name, args % i, now),
+                    *(iid, OWNER, 1),
+                ),
+            )
+        else:
+            execute(
+                "UPDATE instances SET status = ?, output_data = ?, error = NULL, wake_at = NULL, "
+                "retry_after = NULL, updated_at = ?, lock_owner = NULL, lock_expires_at = NULL "
+                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
+                ["completed", f'{{"order_id":"ORD-{i}"}}', now, iid, OWNER, 1],
+            )
+            execute(f"{_HISTORY}VALUES {_RESOLVED}", (key | 2 * n, iid, 2 * n, n, now, value))
+        execute("COMMIT")
+
+
 class NoStorage:
     """Takes the calls and does nothing: what building the values costs (``--harness``)."""
 
@@ -179,7 +249,7 @@ class NoStorage:
         pass
 
 
-def child(workflows: int, sql: bool, harness: bool = False) -> None:
+def child(workflows: int, sql: bool, harness: bool = False, sql_now: bool = False) -> None:
     if harness:
         nothing: Any = NoStorage()
         for i in range(30):
@@ -190,12 +260,13 @@ def child(workflows: int, sql: bool, harness: bool = False) -> None:
     with tempfile.TemporaryDirectory() as folder:
         storage = Storage(f"sqlite:///{folder}/storage.db", synchronous="OFF")
         storage.open()
-        if sql:
+        if sql or sql_now:
             cur = writer_cursor(storage._db())
+            by_hand = sql_now_workflow if sql_now else sql_workflow
             for i in range(30):
-                sql_workflow(cur, 10_000_000 + i)
+                by_hand(cur, 10_000_000 + i)
             for i in range(workflows):
-                sql_workflow(cur, i)
+                by_hand(cur, i)
         else:
             for i in range(30):
                 workflow(storage, 10_000_000 + i)
@@ -232,10 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sql", action="store_true", help="only the bare SQL")
     parser.add_argument("--no-sql", action="store_true", help="only the storage calls")
     parser.add_argument("--harness", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sql-now", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        child(args.child, args.sql, args.harness)
+        child(args.child, args.sql, args.harness, args.sql_now)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)")
@@ -260,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.no_sql:
         print(f"{'bare SQL (18 statements)':34} {count(['--sql']):9,.0f} instructions per workflow")
+        print(
+            f"{'bare SQL, today (14 statements)':34} {count(['--sql-now']):9,.0f} instructions "
+            "per workflow"
+        )
     return 0
 
 

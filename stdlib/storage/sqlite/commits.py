@@ -59,6 +59,11 @@ class GroupCommit:
     ) -> None:
         """``transaction()`` opens one write transaction (``Storage.transaction``)."""
         self._transaction = transaction
+        # One leader at a time uses it, so a ``WriteTransaction`` (which holds no state between
+        # uses) is built once and shared by every commit of the group; anything else (a
+        # wrapped ``Storage.transaction``: a generator, single use) is asked for per commit.
+        first = transaction()
+        self._shared = first if isinstance(first, WriteTransaction) else None
         self._reset()
         self.batches = 0  # transactions committed (tests and benchmarks read these)
         self.works = 0
@@ -89,10 +94,10 @@ class GroupCommit:
             # No commit in flight, no one queued: take the writer directly. Threads that queue
             # meanwhile are handed the lead once this commit is over, as after a batch.
             try:
-                transaction = self._transaction()
-                if isinstance(transaction, WriteTransaction):
-                    return transaction.run(fn)  # the same, in one frame
-                with transaction as db:
+                shared = self._shared
+                if shared is not None:
+                    return shared.run(fn)  # ``with`` and ``fn(db)``, in one frame
+                with self._transaction() as db:
                     return fn(db)
             finally:
                 self.batches += 1
@@ -152,7 +157,7 @@ class GroupCommit:
 
     def _commit_all(self, batch: list[_Work[Any]]) -> None:
         """The common case: every piece succeeds, one transaction and no savepoints."""
-        with self._transaction() as db:
+        with self._shared or self._transaction() as db:
             for item in batch:
                 try:
                     item.result = item.fn(db)
@@ -162,7 +167,7 @@ class GroupCommit:
                     raise _Failed from exc
 
     def _commit_each(self, batch: list[_Work[Any]]) -> None:
-        with self._transaction() as db:
+        with self._shared or self._transaction() as db:
             execute = db.conn.execute
             for item in batch:
                 execute("SAVEPOINT eddic_work")

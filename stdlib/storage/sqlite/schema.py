@@ -209,9 +209,10 @@ def _v5_viewer_indexes(db: sqlite_utils.Database) -> None:
     is read in order too. They keep their names and their first column, so the stale query
     reads ``instances_by_status`` as before (the claim's due query and ``next_wake`` no longer
     use ``instances_by_workflow``: they read the due index, ``+workflow_name`` keeping SQLite
-    off the workflow index, which holds every finished instance too). ``created_at`` never changes, so the wider
-    keys cost no more on a step than the old ones did (a status change rewrites its entry in
-    ``instances_by_status`` either way); only an insert writes one more index entry.
+    off the workflow index, which holds every finished instance too). ``created_at`` never
+    changes, so the wider keys cost no more on a step than the old ones did (a status change
+    rewrites its entry in ``instances_by_status`` either way); only an insert writes one more
+    index entry.
     ``outbox_by_instance``: an instance's outbox rows, in delivery order (the outbox had no
     index on the instance). Existing rows are indexed as they are; no row changes."""
     db.execute("CREATE INDEX instances_by_created ON instances (created_at, ikey, instance_id)")

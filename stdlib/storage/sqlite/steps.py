@@ -18,52 +18,99 @@ from typing import Any
 
 from ...clock import to_text
 from ...errors import LeaseLost
-from ..step import StepWrite, step_columns
+from ..step import StepWrite
 from . import history_rows
 
 _FINISHED = ("completed", "failed", "cancelled")
 
 
-def _column_texts(columns: dict[str, Any]) -> dict[str, Any]:
-    """Columns as stored: times as fixed-width UTC texts (so that text order is time order)."""
-    return {k: to_text(v) if isinstance(v, datetime) else v for k, v in columns.items()}
+class _Fragments(dict[str, str]):
+    """A column's part of a statement text by its name, built when first asked."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def __missing__(self, name: str) -> str:
+        text = self[name] = self.pattern.format(name)
+        return text
+
+
+# Each column's part of an UPDATE's SET list, bound or NULL. The tuple of an UPDATE's parts is
+# its shape, and an INSERT's its column names with which of them are NULL: statement texts are
+# built once per shape and kept (``_UPDATES``, ``_INSERTS``), which also spares ``sqlite3``'s
+# statement cache the hash of a fresh text per step.
+_BOUND = _Fragments("{} = ?")
+_NULLED = _Fragments("{} = NULL")
+_UPDATES: dict[tuple[str, ...], str] = {}
+_INSERTS: dict[tuple[tuple[str, ...], tuple[bool, ...]], str] = {}
+_KEPT = 256  # shapes kept of each kind: the runtime writes a few dozen
+_RELEASED = ("lock_owner", "lock_expires_at")  # a release clears them (``step_columns``)
 
 
 def insert_instance(cur: sqlite3.Cursor, row: dict[str, Any]) -> int:
     """Insert a new instance; returns its key (``ikey``)."""
-    row = _column_texts(row)
-    names = ", ".join(row)
-    marks = ", ".join("NULL" if v is None else "?" for v in row.values())
+    values = row.values()
+    key = (tuple(row), tuple([v is None for v in values]))  # its columns, which are NULL
+    text = _INSERTS.get(key)
+    if text is None:
+        text = _INSERTS[key] = _insert_text(key, _INSERTS)
     cur.execute(
-        f"INSERT INTO instances ({names}) VALUES ({marks})",
-        [v for v in row.values() if v is not None],
+        text,
+        [to_text(v) if isinstance(v, datetime) else v for v in values if v is not None],
     )
-    key = cur.lastrowid
-    assert key is not None
-    return key
+    ikey = cur.lastrowid
+    assert ikey is not None
+    return ikey
+
+
+def _insert_text(shape: tuple[tuple[str, ...], tuple[bool, ...]], kept: dict[Any, str]) -> str:
+    if len(kept) >= _KEPT:
+        kept.clear()
+    names, nulls = shape
+    marks = ", ".join("NULL" if null else "?" for null in nulls)
+    return f"INSERT INTO instances ({', '.join(names)}) VALUES ({marks})"
+
+
+def _update_text(shape: tuple[str, ...], kept: dict[tuple[str, ...], str]) -> str:
+    if len(kept) >= _KEPT:
+        kept.clear()
+    return (
+        f"UPDATE instances SET {', '.join(shape)} "
+        "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?"
+    )
+
+
+def _update(cur: sqlite3.Cursor, step: StepWrite) -> bool:
+    """The UPDATE of the step's columns (``step_columns``: a release clears the lease's),
+    fenced by its lease: True when it held."""
+    release = step.release
+    shape: list[str] = []
+    params: list[Any] = []
+    for name, value in step.columns.items():
+        if value is None or (release and name in _RELEASED):
+            shape.append(_NULLED[name])
+        else:
+            shape.append(_BOUND[name])
+            params.append(to_text(value) if isinstance(value, datetime) else value)
+    if release:
+        columns = step.columns
+        for name in _RELEASED:
+            if name not in columns:
+                shape.append(_NULLED[name])
+    key = tuple(shape)
+    text = _UPDATES.get(key)
+    if text is None:
+        text = _UPDATES[key] = _update_text(key, _UPDATES)
+    params += (step.instance_id, step.owner, step.epoch)
+    return cur.execute(text, params).rowcount == 1
 
 
 def write_step(cur: sqlite3.Cursor, step: StepWrite, now: datetime) -> None:
     """The step's instance columns, fenced by its lease epoch, its history, then its other rows
     (``write_rows``)."""
     if step.columns or step.release:
-        columns = _column_texts(step_columns(step))
-        assignments = ", ".join(
-            f"{name} = NULL" if value is None else f"{name} = ?" for name, value in columns.items()
-        )
-        held = (
-            cur.execute(
-                f"UPDATE instances SET {assignments} "
-                "WHERE instance_id = ? AND lock_owner = ? AND lock_epoch = ?",
-                [
-                    *(v for v in columns.values() if v is not None),
-                    step.instance_id,
-                    step.owner,
-                    step.epoch,
-                ],
-            ).rowcount
-            == 1
-        )
+        held = _update(cur, step)
         if held and step.history:
             history_rows.insert(cur, step, fenced=False)
     elif step.history:

@@ -452,8 +452,9 @@ class Storage:
 
         Steps committed concurrently by other threads may share the transaction (``commits``).
         """
-        self.commits.run(lambda db: self.write_step(db, step, now))
-        self._ring(creates_work(step))
+        self.commits.run(lambda db: steps.write_step(writer_cursor(db), step, now))
+        if not self.memory and creates_work(step):  # ``_ring``, in this frame
+            self._doorbell.ring()
 
     def heartbeat(
         self,
