@@ -24,7 +24,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..debug.replay import Replay, Step
-from ..debug.timeline import FINISHED, build
+from ..debug.timeline import FINISHED, STATUSES, build
 from ..decorators import find_workflow, get_workflow
 from ..errors import CliError, DamagedRecord, StorageError
 from ..kernel import EddicError, UnknownWorkflow
@@ -38,15 +38,6 @@ from .store_reader import Reader, StoreReader
 from .store_reader import replay as replay_of_reader
 
 EXIT_OK, EXIT_DIVERGED, EXIT_ERROR = 0, 1, 2
-STATUSES = (
-    "running",
-    "waiting_for_timer",
-    "waiting_for_event",
-    "compensating",
-    "completed",
-    "failed",
-    "cancelled",
-)
 OUTBOX_STATUSES = ("pending", "failed", "sent", "discarded")
 
 

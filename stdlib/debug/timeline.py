@@ -22,8 +22,18 @@ from typing import Any
 
 from ..kernel import RUN_TO_COMPLETION
 
-__all__ = ["FINISHED", "Entry", "build"]
+__all__ = ["FINISHED", "STATUSES", "Entry", "build"]
 
+#: Every status an instance can have, in the order of its life (the CLI's and viewer's filters).
+STATUSES = (
+    "running",
+    "waiting_for_timer",
+    "waiting_for_event",
+    "compensating",
+    "completed",
+    "failed",
+    "cancelled",
+)
 #: Statuses after which nothing more is recorded.
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 

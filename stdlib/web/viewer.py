@@ -35,15 +35,7 @@ __all__ = [
     "Viewer",
 ]
 
-STATUSES = (
-    "running",
-    "waiting_for_timer",
-    "waiting_for_event",
-    "compensating",
-    "completed",
-    "failed",
-    "cancelled",
-)
+STATUSES = timeline.STATUSES
 PAGE_SIZE = 50
 HISTORY_PAGE = 200
 INSTANCES_KEPT = 32  # instances whose history and "now" are remembered (Viewer._current)
