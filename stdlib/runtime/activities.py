@@ -26,7 +26,7 @@ from ..clock import utcnow
 from ..context import ActivityContext
 from ..decorators import Activity
 from ..errors import ActivityTimeout, SerializationError
-from ..kernel import RUN_TO_COMPLETION, CallActivity, EddicError, Failure, Resolved
+from ..kernel import RUN_TO_COMPLETION, EddicError, Failure, Resolved
 from ..serde import dumps, loads
 from ..storage import StepWrite, Store
 from .bodies import (
@@ -93,15 +93,13 @@ class Activities:
     def _runnables(
         self, live: LiveInstance, pending: list[Any], now: datetime, running: dict[int, Running]
     ) -> list[Any]:
-        """Of ``pending``, the activities and compensations that may begin now, oldest first
-        (not in a backoff: ``LiveInstance.backoff_until``, written out)."""
-        attempts = live.attempts
+        """Of ``pending``, the activities and compensations that may begin now, oldest first."""
         return [
             p
             for p in pending
             if p.kind in RUN_TO_COMPLETION
             and p.seq not in running
-            and ((state := attempts.get(p.seq)) is None or state[2] is None or state[2] <= now)
+            and live.backoff_until(p.seq, now) is None
         ]
 
     def _solo(
@@ -113,11 +111,7 @@ class Activities:
         runs its instance's bodies one at a time rather than wait on the pool from inside it."""
         act = None
         if not running and len(runnable) == 1 and len(pending) == 1:
-            command = runnable[0].command
-            if isinstance(command, CallActivity) and isinstance(command.activity, Activity):
-                act = command.activity  # resolve_activity's common case, without its frame
-            else:
-                act = resolve_activity(command)
+            act = resolve_activity(runnable[0].command)
             if act is None or (act.timeout is None and act.heartbeat_timeout is None):
                 return True, act
         return in_body_thread(), act

@@ -184,13 +184,7 @@ def run_attempt(
         raise
     except BaseException as exc:
         return Outcome(error=exc, published=list(ctx._published))
-    try:  # _finish, inline
-        text, value = _round_trip(act, produced)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        return Outcome(error=exc)
-    return Outcome(text, value, None, list(ctx._published))  # json, value, error, published
+    return _finish(act, ctx, produced)
 
 
 def _finish(act: Activity, ctx: ActivityContext, produced: Any) -> Outcome:

@@ -580,15 +580,10 @@ class Worker(Activities):
         if not step.release and live.written:
             # Most steps change none of these: the commit then appends history and leaves the
             # instance's row (and its page in the WAL) alone; the lease check is a read.
-            get = live.written.get  # status, wake_at, retry_after, error: written out
-            if get("status", _UNWRITTEN) == columns["status"]:
-                del columns["status"]
-            if get("wake_at", _UNWRITTEN) == columns["wake_at"]:
-                del columns["wake_at"]
-            if get("retry_after", _UNWRITTEN) == columns["retry_after"]:
-                del columns["retry_after"]
-            if get("error", _UNWRITTEN) == columns["error"]:
-                del columns["error"]
+            get = live.written.get
+            for name in ("status", "wake_at", "retry_after", "error"):
+                if get(name, _UNWRITTEN) == columns[name]:
+                    del columns[name]
         # Anything but a renewed lease changes the row (a bool counts as 0 or 1).
         if step.release or len(columns) > ("lock_expires_at" in columns):
             columns["updated_at"] = now

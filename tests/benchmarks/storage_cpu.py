@@ -108,31 +108,24 @@ def workflow(storage: Storage, i: int) -> None:
         storage.commit_step(step, now)
 
 
+def _insert_instance(execute: Any, iid: str, now: str, input_data: str) -> None:
+    """The new instance's row, as ``create`` writes it, by hand."""
+    execute(
+        "INSERT INTO instances (instance_id, workflow_name, status, input_data, created_at, "
+        "updated_at, started_at, service_name, lock_timeout_seconds, lock_owner, lock_epoch, "
+        "lock_expires_at, error, wake_at, retry_after) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, NULL, NULL)",
+        [iid, "bench_order", "running", input_data, now, now, now, "eddic", OWNER, 1, now],
+    )
+
+
 def sql_workflow(cur: object, i: int) -> None:
     """The statements of ``workflow`` as the storage ran them before issue 14 item 8, by hand."""
     execute = cur.execute  # type: ignore[attr-defined]
     iid = f"{i:08d}-3b81-407b-b7d6-9f2bc237b9a8"
     now = f"2026-12-01T00:00:00.{i:06d}+00:00"
     execute("BEGIN IMMEDIATE")
-    execute(
-        "INSERT INTO instances (instance_id, workflow_name, status, input_data, created_at, "
-        "updated_at, started_at, service_name, lock_timeout_seconds, lock_owner, lock_epoch, "
-        "lock_expires_at, error, wake_at, retry_after) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, NULL, NULL)",
-        [
-            iid,
-            "bench_order",
-            "running",
-            '{"order_id":"ORD-1"}',
-            now,
-            now,
-            now,
-            "eddic",
-            OWNER,
-            1,
-            now,
-        ],
-    )
+    _insert_instance(execute, iid, now, '{"order_id":"ORD-1"}')
     key = cur.lastrowid << 24  # type: ignore[attr-defined]
     execute(
         "INSERT INTO history (id, instance_id, pos, seq, record, kind, name, args, at) "
@@ -189,24 +182,8 @@ def sql_now_workflow(cur: object, i: int) -> None:
     iid = f"{i:08d}-3b81-407b-b7d6-9f2bc237b9a8"
     now = f"2026-12-01T00:00:00.{i % 1_000_000:06d}+00:00"
     execute("BEGIN IMMEDIATE")
-    execute(
-        "INSERT INTO instances (instance_id, workflow_name, status, input_data, created_at, "
-        "updated_at, started_at, service_name, lock_timeout_seconds, lock_owner, lock_epoch, "
-        "lock_expires_at, error, wake_at, retry_after) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, NULL, NULL)",
-        [
-            iid,
-            "bench_order",
-            "running",
-            f'{{"order_id":"ORD-{i}","amount":11.0,"email":"c1@example.com"}}',
-            now,
-            now,
-            now,
-            "eddic",
-            OWNER,
-            1,
-            now,
-        ],
+    _insert_instance(
+        execute, iid, now, f'{{"order_id":"ORD-{i}","amount":11.0,"email":"c1@example.com"}}'
     )
     key = cur.lastrowid << 24  # type: ignore[attr-defined]
     name, args, _ = ACTIVITIES[0]
