@@ -71,6 +71,7 @@ from throughput import ACTIVITIES_PER_WORKFLOW, BenchOrder, BenchReceipt, bench_
 
 from eddic import App, WaitEvent, workflow
 from eddic.clock import utcnow
+from eddic.storage.postgres import wire
 from eddic.storage.postgres.units import Units
 
 WARM = 30  # workflows per App before its timed run: imports, adapters, the pool's connections
@@ -288,7 +289,37 @@ def count_round_trips(exclude: Any) -> Iterator[Counter[str]]:
 
         return counted
 
+    def pipelined(func: Any) -> Any:
+        def counted(self: Any, work: Any) -> Any:
+            add("units (write)")
+            return func(self, work)
+
+        return counted
+
+    def pipeline_run(func: Any) -> Any:  # a step: BEGIN and its statements, one round trip
+        def counted(self: Any, conn: Any) -> Any:
+            with lock:
+                counts["sql BEGIN"] += 1
+                for sql, _, _ in self._queued:
+                    word = "NOTIFY" if "pg_notify" in sql else sql.split(None, 1)[0].upper()
+                    counts[f"sql {word}"] += 1
+                counts["round trips"] += 1
+            return func(self, conn)
+
+        return counted
+
+    def wire_commit(func: Any) -> Any:  # every unit's COMMIT (units._retried)
+        def counted(conn: Any) -> Any:
+            add("commits")
+            add("round trips")
+            return func(conn)
+
+        return counted
+
     wrap(Units, "run", run)
+    wrap(Units, "pipelined", pipelined)
+    wrap(wire.Pipeline, "run", pipeline_run)
+    wrap(wire, "commit", wire_commit)
     wrap(psycopg.Cursor, "execute", execute)
     wrap(psycopg.Cursor, "executemany", executemany)
     wrap(psycopg.Connection, "commit", commit)

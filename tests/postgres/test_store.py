@@ -15,6 +15,7 @@ import pytest
 from eddic.clock import to_text
 from eddic.kernel import EddicError, InstanceNotFound
 from eddic.storage import LeaseLost, StepWrite
+from eddic.storage.postgres import wire
 from eddic.storage.postgres.schema import SCHEMA_VERSION
 from eddic.storage.postgres.store import PostgresStorage
 from eddic.storage.postgres.url import parse_postgres_url
@@ -416,17 +417,17 @@ def test_a_commit_whose_reply_was_lost_is_not_run_twice(postgres_db_url: str, mo
     store.open()
     try:
         _create(store, "i1")
-        real_commit = psycopg.Connection.commit
+        real_commit = wire.commit  # every unit's COMMIT (units._retried)
         calls = {"n": 0}
 
-        def commit_then_break(self: psycopg.Connection[Any]) -> None:
-            real_commit(self)
+        def commit_then_break(conn: psycopg.Connection[Any]) -> None:
+            real_commit(conn)
             calls["n"] += 1
             if calls["n"] == 1:
-                self.close()
+                conn.close()
                 raise psycopg.OperationalError("the connection broke during COMMIT")
 
-        monkeypatch.setattr(psycopg.Connection, "commit", commit_then_break)
+        monkeypatch.setattr(wire, "commit", commit_then_break)
         step = StepWrite(
             "i1",
             "w1",
@@ -436,6 +437,7 @@ def test_a_commit_whose_reply_was_lost_is_not_run_twice(postgres_db_url: str, mo
         )
         store.commit_step(step, T0)  # no IntegrityError, no LeaseLost
         monkeypatch.undo()
+        assert calls["n"] == 1, "the step's COMMIT did not go through the broken commit"
         assert len(store.history("i1")) == 2 and len(store.outbox.rows()) == 1
     finally:
         store.close()

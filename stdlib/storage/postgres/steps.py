@@ -22,6 +22,7 @@ import psycopg
 
 from ..step import LeaseLost, StepWrite, leaves_work, step_columns
 from .units import SERVER_START, XACT_ID, Xid
+from .wire import Pipeline
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
@@ -126,6 +127,11 @@ def _insert_sql(names: tuple[str, ...]) -> str:
     )
 
 
+def _text(value: bytes | None) -> str:
+    assert value is not None  # the fenced statement and the insert return one row
+    return value.decode()
+
+
 def lease_lost(exc: psycopg.Error, step: StepWrite) -> LeaseLost | None:
     """The ``LeaseLost`` that ``exc`` stands for, when it is the fence's own error; else None."""
     message = exc.diag.message_primary or ""
@@ -143,48 +149,42 @@ def taken(exc: psycopg.Error) -> bool:
 
 
 def insert_instance(
-    cur: Cursor, row: dict[str, Any], step: StepWrite, now: datetime, channel: str
+    cur: Pipeline, row: dict[str, Any], step: StepWrite, now: datetime, channel: str
 ) -> Callable[[], tuple[Xid, int]]:
     """Queue a new instance (``row``: every column, the step's included) and the rest of its
     first step, in a pipeline (``Units.pipelined``); ``finish`` gives the id and its key."""
-    insert = cur.connection.cursor()  # a cursor keeps the result of its last statement
-    insert.execute(_insert_sql(tuple(row)), list(row.values()))
+    insert = cur.execute(_insert_sql(tuple(row)), list(row.values()))
     rows = write_rows(cur, step, now, channel, notify=leaves_work(step, row))
 
     def finish() -> tuple[Xid, int]:
-        found = insert.fetchone()
-        assert found is not None
-        step.key = int(found[0])
+        step.key = int(insert.value(0))  # type: ignore[arg-type]
         rows()
-        return (found[1], found[2]), step.key
+        return (_text(insert.value(1)), _text(insert.value(2))), step.key
 
     return finish
 
 
 def write_step(
-    cur: Cursor, step: StepWrite, now: datetime, channel: str
+    cur: Pipeline, step: StepWrite, now: datetime, channel: str
 ) -> Callable[[], tuple[Xid, None]]:
     """Queue the step's instance columns, fenced by its lease epoch, then its rows, in a
     pipeline (``Units.pipelined``); ``finish`` gives the transaction's id."""
     columns = step_columns(step)
-    fence = cur.connection.cursor()  # a cursor keeps the result of its last statement
-    fence.execute(
+    fence = cur.execute(
         _fenced_sql(tuple(columns)),
         [*columns.values(), step.instance_id, step.owner, step.epoch],
     )
     rows = write_rows(cur, step, now, channel, notify=leaves_work(step, columns))
 
     def finish() -> tuple[Xid, None]:
-        found = fence.fetchone()
-        assert found is not None
         rows()
-        return (found[0], found[1]), None
+        return (_text(fence.value(0)), _text(fence.value(1))), None
 
     return finish
 
 
 def write_rows(
-    cur: Cursor, step: StepWrite, now: datetime, channel: str, *, notify: bool
+    cur: Pipeline, step: StepWrite, now: datetime, channel: str, *, notify: bool
 ) -> Callable[[], None]:
     """Queue everything of the step but the instance's columns, and with ``notify`` a
     ``pg_notify`` on ``channel`` (delivered at commit, only if it commits); the function
@@ -230,12 +230,11 @@ def write_rows(
             _CANCEL_CHILD, [(reason, now, now, child) for child, reason in step.cancels]
         )
     step.woke = False  # set afresh: a unit run again after a lost connection runs this again
-    woke: Cursor | None = None
+    woke = None
     if step.release and step.columns.get("status") not in _FINISHED:
-        woke = cur.connection.cursor()
         # notifies by itself when it wakes the instance (a second NOTIFY of the same channel
         # and payload in one transaction is delivered once)
-        woke.execute(_WOKE, [now, iid, iid, step.mailbox_seen, channel])
+        woke = cur.execute(_WOKE, [now, iid, iid, step.mailbox_seen, channel])
     if notify:
         cur.execute(_NOTIFY, [channel])
 

@@ -40,10 +40,12 @@ instance update is fenced by ``(owner, epoch)``, its history rows are keyed by
 ``(instance_id, pos)``, outbox rows by their event id, mailbox rows by ``(instance, event id)``.
 
 **Round trips.** A step (``commit_step``, ``create``) is one *pipelined* unit
-(:meth:`Units.pipelined`, psycopg's pipeline mode): ``BEGIN``, the fenced statement (which
-returns the id: ``steps``), the history, outbox, wait and attempt rows, the ``pg_notify`` if
-any, and a ``Sync`` go out in one write, and their results come back in one wait; then
-``COMMIT``. Two round trips for the whole step (five before, plus one per extra batch of rows).
+(:meth:`Units.pipelined`: libpq's pipeline mode, driven by ``wire`` without psycopg's cursors,
+whose per-statement Python was half the client's CPU of a step): ``BEGIN``, the fenced
+statement (which returns the id: ``steps``), the history, outbox, wait and attempt rows, the
+``pg_notify`` if any, and a ``Sync`` go out in one write, and their results come back in one
+wait; then ``COMMIT``. Two round trips for the whole step (five before, plus one per extra
+batch of rows).
 ``COMMIT`` is deliberately *not* in the pipeline. Were it there, a connection that drops after
 the pipeline was sent and before any result came back would leave the unit with an outcome
 unknown (the server may have run it all, ``COMMIT`` included) and no id to ask about: only a
@@ -75,21 +77,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import pq
 
 from ...errors import StorageError
+from . import wire
 from .url import PostgresURL, scrub
+from .wire import Pipeline
 
 log = logging.getLogger("eddic.storage.postgres")
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
 Cursor = psycopg.Cursor[tuple[Any, ...]]
-Xid = tuple[str, datetime]  # a transaction's id, and the server's start time when it was given
+Xid = tuple[str, str]  # a transaction's id, and the server's start time when it was given (text)
 
 #: How long a unit whose connection was lost is tried again (seconds), and the pauses between
 #: tries (the first, doubled each time up to the last): a server restart of a few seconds,
@@ -107,10 +110,10 @@ _SESSION = (
 #: A writing unit's id, and which life of the server gave it (see ``_committed``): the two
 #: columns a pipelined unit's ``finish`` reads from one of its statements.
 XACT_ID = "pg_current_xact_id()::text"
-SERVER_START = "pg_postmaster_start_time()"
+SERVER_START = "pg_postmaster_start_time()::text"
 _BEGIN_XID = f"BEGIN; SELECT {XACT_ID}, {SERVER_START}"
 _STATUS = (
-    "SELECT pg_xact_status(%s::xid8), pg_postmaster_start_time() = %s, c.next_xid, "
+    "SELECT pg_xact_status(%s::xid8), pg_postmaster_start_time() = %s::timestamptz, c.next_xid, "
     "c.redo_lsn = c.checkpoint_lsn FROM pg_control_checkpoint() c"
 )
 
@@ -162,7 +165,7 @@ class _Pool:
         keep = not conn.closed and not conn.broken
         if keep and conn.info.transaction_status != pq.TransactionStatus.IDLE:
             try:
-                conn.rollback()
+                wire.rollback(conn)  # psycopg's would deallocate our prepared statements too
             except Exception:
                 keep = False
         if not keep:
@@ -305,26 +308,18 @@ class Units:
 
         return self._retried(attempt)
 
-    def pipelined(self, work: Callable[[Cursor], Callable[[], tuple[Xid, T]]]) -> T:
-        """A writing unit sent as one pipeline (see above): ``work(cursor)`` queues its
-        statements after ``BEGIN`` and returns ``finish``, called once every result is in,
-        which gives the transaction's id (``XACT_ID``, ``SERVER_START``, from one of them) and
-        the unit's result; then ``COMMIT``. A statement's error is raised as it is (the first
-        one: those after it were skipped), the transaction rolled back."""
+    def pipelined(self, work: Callable[[Pipeline], Callable[[], tuple[Xid, T]]]) -> T:
+        """A writing unit sent as one pipeline (see above) through libpq itself (``wire``):
+        ``work(pipeline)`` queues its statements and returns ``finish``, called once every
+        result is in, which gives the transaction's id (``XACT_ID``, ``SERVER_START``, from
+        one of them) and the unit's result; then ``COMMIT``. A statement's error is raised as
+        psycopg raises it (the first one: those after it were skipped), the transaction rolled
+        back."""
 
         def attempt(conn: Conn) -> tuple[Xid | None, T]:
-            failed: psycopg.Error | None = None
-            try:
-                with conn.cursor() as cur, conn.pipeline():
-                    try:
-                        cur.execute("BEGIN", prepare=False)
-                        finish = work(cur)
-                    except psycopg.Error as exc:
-                        failed = exc  # raised by a result read while sending: the exit syncs
-            except psycopg.Error as exc:
-                failed = failed or exc  # the first error; after it, "pipeline aborted"
-            if failed is not None:
-                raise failed
+            pipeline = Pipeline()
+            finish = work(pipeline)
+            pipeline.run(conn)
             return finish()
 
         return self._retried(attempt)
@@ -343,7 +338,7 @@ class Units:
                 try:
                     xid, result = attempt(conn)
                     committing = True
-                    conn.commit()
+                    wire.commit(conn)
                     return result
                 finally:
                     pool.put(conn)
@@ -367,7 +362,7 @@ class Units:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, MAX_PAUSE)
 
-    def _committed(self, xid: str, started: datetime) -> bool:
+    def _committed(self, xid: str, started: str) -> bool:
         """Whether the transaction ``xid``, whose COMMIT went unanswered, committed: asked
         again (the server may be restarting) for up to ``RETRY_FOR`` seconds."""
         pause = FIRST_PAUSE
