@@ -540,6 +540,21 @@ def main() -> int:
                 ratio = statistics.median(acts["inline", 1]) / raw1
                 met = "met" if ratio >= 0.5 else "NOT met"
                 print(f"  target inline x1 >= 50 % of raw x1: {100 * ratio:.1f} %: {met}")
+                # What the design itself costs a workflow on this server: its 4 commits, as
+                # raw commits of the same round, and the round trip of each step's pipeline
+                # before its COMMIT. Zero client CPU would reach this rate, and no more.
+                floors = [
+                    ACTIVITIES_PER_WORKFLOW / (4 / r + 4 * t / 1e6)
+                    for r, t in zip(raw[1], rtts, strict=True)
+                ]
+                shares = [a / f for a, f in zip(acts["inline", 1], floors, strict=True)]
+                share = statistics.median(shares)
+                print(
+                    f"  inline x1 against its floor (4 raw commits + 4 round trips per workflow: "
+                    f"{statistics.median(floors):,.0f} act/s): {100 * share:.1f} % "
+                    f"(rounds {', '.join(f'{100 * x:.1f}' for x in shares)}; proposed target "
+                    f">= 50 %: {'met' if share >= 0.5 else 'NOT met'})"
+                )
             best_side = max(
                 (s for s in sides if s != ("inline", 1)),
                 key=lambda s: statistics.median(acts[s]),
