@@ -22,7 +22,7 @@ from . import validate
 from .errors import SerializationError
 from .kernel import CallActivity, UnknownWorkflow
 from .retry import COMPENSATION_RETRY, NO_RETRY, RetryPolicy
-from .serde import adapter_for, type_hints
+from .serde import adapter_for, dump_json_data, type_hints, validate_as
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -176,7 +176,7 @@ class Activity:
     def _validated(self, name: str, value: Any) -> tuple[TypeAdapter[Any], Any]:
         adapter = self.param_adapters[name]
         try:
-            return adapter, adapter.validate_python(value)
+            return adapter, validate_as(adapter, value)
         except Exception as exc:
             raise SerializationError(
                 f"argument {name!r} of activity {self.name!r} does not match its declared "
@@ -193,7 +193,7 @@ class Activity:
             # validates only on a mismatch, with warnings="error", costs three times more).
             adapter, valid = self._validated(name, value)
             try:
-                out[name] = adapter.dump_python(valid, mode="json")
+                out[name] = dump_json_data(adapter, valid)
             except Exception as exc:
                 raise SerializationError(
                     f"argument {name!r} of activity {self.name!r} cannot be serialised to "
@@ -232,7 +232,7 @@ class Activity:
             return {
                 name: copy.deepcopy(value)
                 if name in untyped
-                else self.param_adapters[name].validate_python(recorded[name])
+                else validate_as(self.param_adapters[name], recorded[name])
                 for name, value in named.items()
             }
         except Exception:  # a type that only its JSON text rebuilds (strict, say): the long way

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from pydantic_core import to_json
+from pydantic_core import SchemaSerializer, SchemaValidator, to_json
 
 from .errors import SerializationError
 
@@ -35,6 +35,60 @@ def adapter_for(annotation: Any) -> TypeAdapter[Any]:
         return TypeAdapter(annotation)
 
 
+class Core(typing.NamedTuple):
+    """An adapter's pydantic-core methods, which its own methods call with these same defaults
+    after a frame and a dozen keywords of their own (3-6k instructions a call, and a workflow
+    makes about two dozen calls)."""
+
+    validate_python: Callable[..., Any]
+    to_python: Callable[..., Any]
+    to_json: Callable[..., bytes]
+    validate_json: Callable[..., Any]
+
+
+_CORES: dict[TypeAdapter[Any], Core | None] = {}
+
+
+def core_of(adapter: TypeAdapter[Any]) -> Core | None:
+    """``adapter``'s core methods; None when its validator or serializer is not a plain core
+    one (a build deferred, a plugin's wrapper): then the adapter's own methods are called."""
+    try:
+        return _CORES[adapter]
+    except KeyError:
+        pass
+    validator, serializer = adapter.validator, adapter.serializer
+    core = None
+    if type(validator) is SchemaValidator and type(serializer) is SchemaSerializer:
+        core = Core(
+            validator.validate_python,
+            serializer.to_python,
+            serializer.to_json,
+            validator.validate_json,
+        )
+    _CORES[adapter] = core
+    return core
+
+
+def validate_as(adapter: TypeAdapter[Any], value: Any) -> Any:
+    """``adapter.validate_python(value)``, through its core when it has a plain one."""
+    try:
+        core = _CORES[adapter]
+    except KeyError:
+        core = core_of(adapter)
+    return adapter.validate_python(value) if core is None else core.validate_python(value)
+
+
+def dump_json_data(adapter: TypeAdapter[Any], value: Any) -> Any:
+    """``adapter.dump_python(value, mode="json")``, through its core when it has a plain one."""
+    try:
+        core = _CORES[adapter]
+    except KeyError:
+        core = core_of(adapter)
+    if core is None:
+        return adapter.dump_python(value, mode="json")
+    return core.to_python(value, mode="json")
+
+
 _ANY = adapter_for(Any)
 
 
@@ -49,7 +103,7 @@ def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
 def to_jsonable(value: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> Any:
     """``value`` as JSON-compatible Python data, or a ``SerializationError`` saying what failed."""
     try:
-        return adapter.dump_python(value, mode="json")
+        return dump_json_data(adapter, value)
     except Exception as exc:
         raise SerializationError(
             f"{what} cannot be serialised to JSON: {type(exc).__name__}: {exc}"
@@ -59,7 +113,7 @@ def to_jsonable(value: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> A
 def conform(value: Any, adapter: TypeAdapter[Any], *, what: str) -> Any:
     """``value`` validated as its declared type (a tuple for ``list[int]`` becomes a list)."""
     try:
-        return adapter.validate_python(value)
+        return validate_as(adapter, value)
     except Exception as exc:
         raise SerializationError(
             f"{what} does not match its declared type: {type(exc).__name__}: {exc}"
@@ -68,7 +122,7 @@ def conform(value: Any, adapter: TypeAdapter[Any], *, what: str) -> Any:
 
 def from_jsonable(data: Any, adapter: TypeAdapter[Any] = _ANY, *, what: str) -> Any:
     try:
-        return adapter.validate_python(data)
+        return validate_as(adapter, data)
     except Exception as exc:
         raise SerializationError(
             f"{what} cannot be rebuilt from its stored JSON: {type(exc).__name__}: {exc}"

@@ -23,14 +23,11 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any
 
-from pydantic import TypeAdapter
-from pydantic_core import SchemaSerializer, SchemaValidator
-
 from ..context import ActivityContext, PublishedEvent
 from ..decorators import Activity
 from ..errors import SerializationError
 from ..kernel import CallActivity, Failure
-from ..serde import conform, dumps, from_jsonable, to_jsonable
+from ..serde import conform, core_of, dumps, from_jsonable, to_jsonable
 
 
 @dataclass
@@ -242,14 +239,11 @@ def start_async_attempt(
 
 def _round_trip(act: Activity, produced: Any) -> tuple[str, Any]:
     adapter = act.result_adapter
-    core = _CORE.get(adapter)
-    if core is None:
-        core = _core_of(adapter)
+    core = core_of(adapter)
     try:
-        if core:
-            validate_python, to_json, validate_json = core
-            text = to_json(validate_python(produced)).decode()
-            return text, validate_json(text)
+        if core is not None:
+            text = core.to_json(core.validate_python(produced)).decode()
+            return text, core.validate_json(text)
         text = adapter.dump_json(adapter.validate_python(produced)).decode()
         return text, adapter.validate_json(text)
     except Exception:  # again, step by step, for an error that says which step failed
@@ -257,22 +251,6 @@ def _round_trip(act: Activity, produced: Any) -> tuple[str, Any]:
         data = to_jsonable(conform(produced, adapter, what=what), adapter, what=what)
         value = from_jsonable(data, adapter, what=what)
         return dumps(data), value
-
-
-# By result adapter: its pydantic-core ``validate_python``, ``to_json`` and ``validate_json``,
-# which the adapter's own methods call with these same defaults after a frame and a dozen
-# keywords of their own (about 12k instructions per activity); empty when the adapter's
-# validator or serializer is not a plain core one (a build deferred, a plugin's wrapper).
-_CORE: dict[TypeAdapter[Any], tuple[Any, ...]] = {}
-
-
-def _core_of(adapter: TypeAdapter[Any]) -> tuple[Any, ...]:
-    validator, serializer = adapter.validator, adapter.serializer
-    core: tuple[Any, ...] = ()
-    if type(validator) is SchemaValidator and type(serializer) is SchemaSerializer:
-        core = (validator.validate_python, serializer.to_json, validator.validate_json)
-    _CORE[adapter] = core
-    return core
 
 
 def failure_of(error: BaseException, attempts: int) -> Failure:
