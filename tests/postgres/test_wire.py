@@ -173,3 +173,19 @@ def test_an_error_is_psycopgs_and_the_connection_serves_the_next_unit(
     assert caught.value.diag.constraint_name is not None
     store.commit_step(StepWrite("dup", "w1", 1, history=[_hist("dup", 2)]), T0)
     assert len(store.history("dup")) == 2
+
+
+def test_statements_already_prepared_that_we_did_not_count_are_used(
+    store: PostgresStorage,
+) -> None:
+    """A server connection that holds our statements though this connection's count says it
+    does not (what a pooler handing out another server connection looks like): the step is
+    sent again without preparing them, once."""
+    store.create(_row("i1"), StepWrite("i1", "w1", 1, history=[_hist("i1", 1)]), T0)
+    store.commit_step(StepWrite("i1", "w1", 1, history=[_hist("i1", 2)]), T0)
+    with store.units.pool().connection() as c:
+        held = c.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'eddic%'")
+        assert held.fetchone()[0] >= 2  # type: ignore[index]
+        wire._wires[c.pgconn].prepared.clear()  # forget them: the next step prepares again
+    store.commit_step(StepWrite("i1", "w1", 1, history=[_hist("i1", 3)]), T0)
+    assert [r["seq"] for r in store.history("i1")] == [1, 2, 3]

@@ -39,7 +39,10 @@ _FATAL = pq.ExecStatus.FATAL_ERROR
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _SQLSTATE = pq.DiagnosticField.SQLSTATE
-_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
+# invalid_sql_statement_name, duplicate_prepared_statement: our count of what is prepared here
+# is wrong (see Pipeline.run)
+_STALE_STATEMENTS = (b"26000", b"42P05")
+_OURS = r"SELECT name FROM pg_prepared_statements WHERE name LIKE 'eddic\_%'"
 
 
 def encode(value: Any) -> bytes | None:
@@ -162,18 +165,20 @@ class Pipeline:
         """``BEGIN``, then the statements, in one round trip, the transaction left open; the
         first statement's error raised (the transaction is then aborted).
 
-        A statement we prepared on this connection may be gone: psycopg sends ``DEALLOCATE
-        ALL`` after any rollback or DDL it runs while it holds prepared statements of its own.
-        Then, once, the transaction (which did nothing) is rolled back and the pipeline sent
-        again, every statement prepared afresh."""
+        What we believe prepared on this connection may be wrong: psycopg sends ``DEALLOCATE
+        ALL`` after any rollback or DDL it runs while it holds prepared statements of its own,
+        and a pooler may hand us another server connection. Then, once, the transaction (which
+        did nothing) is rolled back, the server asked which of ours it holds, and the pipeline
+        sent again."""
         pgconn = conn.pgconn
         wire = _wires.get(pgconn)
         if wire is None:
             wire = _wires[pgconn] = _Wire(pgconn)
         failed = self._send(conn, pgconn, wire)
-        if failed is not None and failed.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
-            wire.prepared.clear()
+        if failed is not None and failed.error_field(_SQLSTATE) in _STALE_STATEMENTS:
             _simple(conn, b"ROLLBACK")
+            held = conn.execute(_OURS).fetchall()
+            wire.prepared = {name.encode() for (name,) in held}
             failed = self._send(conn, pgconn, wire)
         if failed is not None:
             raise psycopg.errors.error_from_result(failed, encoding=conn.info.encoding)
