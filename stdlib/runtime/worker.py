@@ -203,6 +203,11 @@ class Worker(Activities):
             run=int(row.get("run") or 1),
         )
         live.key = row["ikey"]
+        if not row["last_pos"]:
+            # Never stepped (submitted, or a child its parent created): no history, so no
+            # attempt or wait rows either, and nothing to read. ``last_pos`` was read as the
+            # lease was taken, so no step of another worker can have landed since.
+            return live
         _row, rows, attempts, live.waits = self.storage.stored(iid)
         live.interp.replay(decode_records(rows))
         # The cancels of children abandoned in those steps were written with them.

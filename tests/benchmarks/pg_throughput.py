@@ -25,6 +25,9 @@ Each round measures, in this order, on one server (tests/pg_server.py: embedded,
       (polled every 20 ms). Each drained workflow costs its lease, the step that consumes the
       event and schedules the first activity, and one commit per activity: it stands for a
       submitted instance, whose worker would take the lease and record the first decision.
+    - ``submit xN`` (``--submit``): the same drain over ``bench_order`` instances recorded by
+      ``App.submit`` (from 8 threads, timed apart): what a serving worker does for work handed
+      to it by callers that do not wait, with no event and no mailbox read.
 
     activities/s = 3 x workflows / wall; ratio = activities/s / the same round's raw rate
     from one connection (the issue's target for ``inline x1``: >= 50 %; for 8-16 threads or
@@ -137,18 +140,20 @@ def round_trip_us(url: str, seconds: float = 1.0) -> float:
     return 1e6 * statistics.median(times)
 
 
-def start_all(app: App, wf: Any, numbers: range) -> None:
+def start_all(app: App, wf: Any, numbers: range, *, submit: bool = False) -> None:
+    begin = app.submit if submit else app.start
     for i in numbers:
-        app.start(wf, input=order(i))
+        begin(wf, input=order(i))
 
 
-def start_many(app: App, wf: Any, threads: int, numbers: range) -> None:
+def start_many(app: App, wf: Any, threads: int, numbers: range, *, submit: bool = False) -> None:
     if threads == 1:
-        start_all(app, wf, numbers)
+        start_all(app, wf, numbers, submit=submit)
         return
     with ThreadPoolExecutor(threads) as pool:
         for future in [
-            pool.submit(start_all, app, wf, numbers[k::threads]) for k in range(threads)
+            pool.submit(start_all, app, wf, numbers[k::threads], submit=submit)
+            for k in range(threads)
         ]:
             future.result()
 
@@ -180,27 +185,36 @@ def inline(
 
 
 def drain(
-    bench: Bench, threads: int, workflows: int, phase: Phase = nullcontext
+    bench: Bench,
+    threads: int,
+    workflows: int,
+    phase: Phase = nullcontext,
+    *,
+    submitted: bool = False,
 ) -> dict[str, float]:
     """``serve(threads=N)`` of a fresh App over ``workflows`` instances made due at once;
-    ``phase()`` wraps the drain (not the creation, nor the event's delivery)."""
-    with bench.app_url(f"serve{threads}") as url:
+    ``phase()`` wraps the drain (not the creation, nor the event's delivery). ``submitted``:
+    the instances are ``bench_order``s recorded by ``App.submit`` (no event, no mailbox)
+    rather than gated ``bench_gated``s released by one event."""
+    with bench.app_url(f"{'submit' if submitted else 'serve'}{threads}") as url:
         maker = App(db_url=url)
         try:
             maker.initialize()
             begin = time.perf_counter()
-            start_many(maker, bench_gated, 8, range(workflows))
+            wf = bench_order if submitted else bench_gated
+            start_many(maker, wf, 8, range(workflows), submit=submitted)
             created = time.perf_counter() - begin
         finally:
             maker.shutdown()
         app = App(db_url=url)
         app.initialize()
         begin = time.perf_counter()
-        reached = app.storage.deliver(
-            GO, "null", source="bench", event_id=str(uuid.uuid4()), now=utcnow()
-        )
+        if not submitted:
+            reached = app.storage.deliver(
+                GO, "null", source="bench", event_id=str(uuid.uuid4()), now=utcnow()
+            )
+            assert len(reached) == workflows, len(reached)
         delivered = time.perf_counter() - begin
-        assert len(reached) == workflows, len(reached)
         server = threading.Thread(target=app.serve, kwargs={"threads": threads}, daemon=True)
         with phase():
             cpu = time.process_time()
@@ -455,6 +469,9 @@ def main() -> int:
     parser.add_argument("--raw-seconds", type=float, default=None, help="per raw measurement")
     parser.add_argument("--inline", default="1,8,16", help="thread counts calling App.start")
     parser.add_argument("--serve", default="8,16", help="serve(threads=N) counts")
+    parser.add_argument(
+        "--submit", default="", help="serve(threads=N) counts over submitted instances"
+    )
     parser.add_argument("--wakeups", type=int, default=None, help="(c): 0 leaves it out")
     parser.add_argument("--profile", action="store_true", help="count and profile (untimed)")
     args = parser.parse_args()
@@ -462,9 +479,11 @@ def main() -> int:
     workflows = args.workflows or (100 if args.quick else 1000)
     seconds = args.raw_seconds or (1.0 if args.quick else 3.0)
     wakeups = args.wakeups if args.wakeups is not None else (10 if args.quick else 60)
-    sides = [("inline", int(n)) for n in args.inline.split(",") if n] + [
-        ("serve", int(n)) for n in args.serve.split(",") if n
-    ]
+    sides = (
+        [("inline", int(n)) for n in args.inline.split(",") if n]
+        + [("serve", int(n)) for n in args.serve.split(",") if n]
+        + [("submit", int(n)) for n in args.submit.split(",") if n]
+    )
     logging.getLogger("eddic").setLevel(logging.ERROR)
 
     external = os.environ.get(pg_server.ENV_URL)
@@ -490,7 +509,7 @@ def main() -> int:
             raw: dict[int, list[float]] = {1: [], 8: []}
             acts: dict[tuple[str, int], list[float]] = {s: [] for s in sides}
             ratios: dict[tuple[str, int], list[float]] = {s: [] for s in sides}
-            created: dict[int, list[float]] = {}
+            created: dict[tuple[str, int], list[float]] = {}
             cpus: dict[tuple[str, int], list[float]] = {s: [] for s in sides}
             rtts: list[float] = []
             for r in range(rounds):
@@ -505,8 +524,8 @@ def main() -> int:
                     if kind == "inline":
                         got = inline(bench, n, workflows)
                     else:
-                        got = drain(bench, n, workflows)
-                        created.setdefault(n, []).append(got["created/s"])
+                        got = drain(bench, n, workflows, submitted=kind == "submit")
+                        created.setdefault((kind, n), []).append(got["created/s"])
                     rate = workflows * ACTIVITIES_PER_WORKFLOW / got["wall"]
                     acts[kind, n].append(rate)
                     cpus[kind, n].append(1000 * got["cpu"] / workflows / ACTIVITIES_PER_WORKFLOW)
@@ -528,8 +547,9 @@ def main() -> int:
                 rates = acts[kind, n]
                 med = statistics.median(rates)
                 extra = ""
-                if kind == "serve":
-                    extra = f"   [created by 8 threads at {statistics.median(created[n]):,.0f}/s]"
+                if kind != "inline":
+                    made = statistics.median(created[kind, n])
+                    extra = f"   [created by 8 threads at {made:,.0f}/s]"
                 print(
                     f"    {kind + ' x' + str(n):<20} {spread(rates)}  "
                     f"{med / ACTIVITIES_PER_WORKFLOW:>8,.0f}     {100 * med / raw1:5.1f} %; "

@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,14 +32,6 @@ from eddic.storage.postgres.url import parse_postgres_url
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 BOUND = 30.0  # seconds: a generous bound on what should take well under one
-
-
-@pytest.fixture
-def store(postgres_schema_url: str) -> Iterator[PostgresStorage]:
-    s = PostgresStorage(postgres_schema_url, max_connections=1)  # one connection, reused
-    s.open()
-    yield s
-    s.close()
 
 
 def _row(iid: str, *, owner: str | None = "w1", **extra: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import freezegun
 import psycopg
 import pytest
+from test_pipelined_steps import _row  # an instance row leased to w1
 
 from eddic.storage import StepWrite
 from eddic.storage.postgres import wire
@@ -22,34 +23,9 @@ T0 = datetime(2030, 1, 1, 12, 30, 45, 123456, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(postgres_schema_url: str) -> Iterator[PostgresStorage]:
-    s = PostgresStorage(postgres_schema_url, max_connections=1)  # one connection, reused
-    s.open()
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def conn(postgres_db_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(postgres_db_url, autocommit=True) as c:
         yield c
-
-
-def _row(iid: str) -> dict[str, Any]:
-    return {
-        "instance_id": iid,
-        "workflow_name": "wf",
-        "status": "running",
-        "input_data": "null",
-        "created_at": T0,
-        "updated_at": T0,
-        "started_at": T0,
-        "service_name": "svc",
-        "lock_timeout_seconds": None,
-        "lock_owner": "w1",
-        "lock_epoch": 1,
-        "lock_expires_at": T0 + timedelta(seconds=30),
-    }
 
 
 def _hist(iid: str, pos: int, value: str | None = None) -> tuple[Any, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -152,3 +153,30 @@ def test_a_submitted_instance_that_waits_at_once_is_released_once(
         assert app.run_due() == 1
     assert app.get_instance(iid)["status"] == "waiting_for_event"
     assert not [r for r in caplog.records if "lost its lease" in r.getMessage()]
+
+
+def test_a_worker_reads_no_history_for_an_instance_never_stepped_and_replays_one_that_was(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submitted instance has no history (its claim says ``last_pos`` 0): the worker runs it
+    from the start without reading the instance back. One that has stepped, taken over by a
+    worker that did not run it, is read and replayed as before."""
+    reads: list[str] = []
+    real = type(app.storage).stored
+
+    def counted(self: Any, instance_id: str) -> Any:
+        reads.append(instance_id)
+        return real(self, instance_id)
+
+    monkeypatch.setattr(type(app.storage), "stored", counted)
+    fresh = app.submit(submit_order, input="A-9")
+    assert app.run_due() == 1
+    assert app.result(fresh) == Receipt(order="A-9", total=42)
+    assert reads == []
+
+    waiting = app.start(submit_waiting)  # stepped once, now waits for its event
+    assert app.history(waiting)
+    with App(db_url=app.storage.db_url) as other:  # nothing of it cached there
+        other.send_event("submit.go", data=None, instance_id=waiting)
+        assert other.result(waiting) is not None
+    assert reads == [waiting]
