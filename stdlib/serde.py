@@ -71,19 +71,13 @@ def core_of(adapter: TypeAdapter[Any]) -> Core | None:
 
 def validate_as(adapter: TypeAdapter[Any], value: Any) -> Any:
     """``adapter.validate_python(value)``, through its core when it has a plain one."""
-    try:
-        core = _CORES[adapter]
-    except KeyError:
-        core = core_of(adapter)
+    core = core_of(adapter)
     return adapter.validate_python(value) if core is None else core.validate_python(value)
 
 
 def dump_json_data(adapter: TypeAdapter[Any], value: Any) -> Any:
     """``adapter.dump_python(value, mode="json")``, through its core when it has a plain one."""
-    try:
-        core = _CORES[adapter]
-    except KeyError:
-        core = core_of(adapter)
+    core = core_of(adapter)
     if core is None:
         return adapter.dump_python(value, mode="json")
     return core.to_python(value, mode="json")

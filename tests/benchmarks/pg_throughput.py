@@ -294,15 +294,6 @@ def count_round_trips(exclude: Any) -> Iterator[Counter[str]]:
 
         return counted
 
-    def commit(func: Any) -> Any:
-        def counted(self: Any) -> Any:
-            if self.info.transaction_status != IDLE:  # else psycopg sends nothing
-                add("commits")
-                add("round trips")
-            return func(self)
-
-        return counted
-
     def pipelined(func: Any) -> Any:
         def counted(self: Any, work: Any) -> Any:
             add("units (write)")
@@ -336,7 +327,6 @@ def count_round_trips(exclude: Any) -> Iterator[Counter[str]]:
     wrap(wire, "commit", wire_commit)
     wrap(psycopg.Cursor, "execute", execute)
     wrap(psycopg.Cursor, "executemany", executemany)
-    wrap(psycopg.Connection, "commit", commit)
     try:
         yield counts
     finally:

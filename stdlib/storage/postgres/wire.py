@@ -51,25 +51,22 @@ def encode(value: Any) -> bytes | None:
     if value is None:
         return None
     kind = type(value)
-    if kind is str:
-        return value.encode()  # type: ignore[no-any-return]
-    if kind is int or kind is float:
+    if kind is int:  # a step's commonest values after strings (which run() encodes in line)
         return repr(value).encode()
     if kind is datetime:
         return value.isoformat().encode()  # type: ignore[no-any-return]
-    if kind is bool:
-        return b"t" if value else b"f"
-    if kind is list or kind is tuple:
-        return ("{" + ",".join(_element(v) for v in value) + "}").encode()
-    # subclasses (freezegun's FakeDatetime, an IntEnum, a str enum): slower, and as rare
-    if isinstance(value, bool):
-        return b"t" if value else b"f"
-    if isinstance(value, datetime):
-        return value.isoformat().encode()
+    # isinstance, not type(): freezegun's FakeDatetime, IntEnum and str enums are written as
+    # their base types (int.__repr__, not an enum's repr); bool before int, its base
     if isinstance(value, str):
         return str.encode(value)
-    if isinstance(value, (int, float)):
-        return (int.__repr__(value) if isinstance(value, int) else float.__repr__(value)).encode()
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, int):
+        return int.__repr__(value).encode()
+    if isinstance(value, float):
+        return float.__repr__(value).encode()
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
     if isinstance(value, (list, tuple)):
         return ("{" + ",".join(_element(v) for v in value) + "}").encode()
     raise TypeError(f"a step's statement cannot carry a {kind.__name__} ({value!r:.80})")
@@ -112,6 +109,13 @@ class _Wire:
 
 
 _wires: weakref.WeakKeyDictionary[pq.abc.PGconn, _Wire] = weakref.WeakKeyDictionary()
+
+
+def _wire_of(pgconn: pq.abc.PGconn) -> _Wire:
+    wire = _wires.get(pgconn)
+    if wire is None:
+        wire = _wires[pgconn] = _Wire(pgconn)
+    return wire
 
 
 # -- a pipeline ----------------------------------------------------------------------------
@@ -158,9 +162,6 @@ class Pipeline:
         for params in rows:
             queued.append((sql, params, None))
 
-    def __len__(self) -> int:
-        return len(self._queued)
-
     def run(self, conn: psycopg.Connection[Any]) -> None:
         """``BEGIN``, then the statements, in one round trip, the transaction left open; the
         first statement's error raised (the transaction is then aborted).
@@ -171,9 +172,7 @@ class Pipeline:
         did nothing) is rolled back, the server asked which of ours it holds, and the pipeline
         sent again."""
         pgconn = conn.pgconn
-        wire = _wires.get(pgconn)
-        if wire is None:
-            wire = _wires[pgconn] = _Wire(pgconn)
+        wire = _wire_of(pgconn)
         failed = self._send(conn, pgconn, wire)
         if failed is not None and failed.error_field(_SQLSTATE) in _STALE_STATEMENTS:
             _simple(conn, b"ROLLBACK")
@@ -250,9 +249,7 @@ def rollback(conn: psycopg.Connection[Any]) -> None:
 def _simple(conn: psycopg.Connection[Any], command: bytes) -> None:
     """One statement without values, on the simple protocol; its error raised as psycopg's."""
     pgconn = conn.pgconn
-    wire = _wires.get(pgconn)
-    if wire is None:
-        wire = _wires[pgconn] = _Wire(pgconn)
+    wire = _wire_of(pgconn)
     failed = None
     try:
         pgconn.send_query(command)
