@@ -47,6 +47,10 @@ class Core(typing.NamedTuple):
 
 
 _CORES: dict[TypeAdapter[Any], Core | None] = {}
+# What validate_as and dump_json_data call for each adapter, learned once (``_learn``): one
+# dict lookup in their own frame, as they run about two dozen times per workflow.
+_VALIDATE: dict[TypeAdapter[Any], Callable[[Any], Any]] = {}
+_DUMP_JSON_DATA: dict[TypeAdapter[Any], Callable[..., Any]] = {}
 
 
 def core_of(adapter: TypeAdapter[Any]) -> Core | None:
@@ -69,18 +73,34 @@ def core_of(adapter: TypeAdapter[Any]) -> Core | None:
     return core
 
 
+def _learn(adapter: TypeAdapter[Any]) -> None:
+    core = core_of(adapter)
+    if core is None:
+        _VALIDATE[adapter] = adapter.validate_python
+        _DUMP_JSON_DATA[adapter] = adapter.dump_python
+    else:
+        _VALIDATE[adapter] = core.validate_python
+        _DUMP_JSON_DATA[adapter] = core.to_python
+
+
 def validate_as(adapter: TypeAdapter[Any], value: Any) -> Any:
     """``adapter.validate_python(value)``, through its core when it has a plain one."""
-    core = core_of(adapter)
-    return adapter.validate_python(value) if core is None else core.validate_python(value)
+    try:
+        validate = _VALIDATE[adapter]
+    except KeyError:
+        _learn(adapter)
+        validate = _VALIDATE[adapter]
+    return validate(value)
 
 
 def dump_json_data(adapter: TypeAdapter[Any], value: Any) -> Any:
     """``adapter.dump_python(value, mode="json")``, through its core when it has a plain one."""
-    core = core_of(adapter)
-    if core is None:
-        return adapter.dump_python(value, mode="json")
-    return core.to_python(value, mode="json")
+    try:
+        dump = _DUMP_JSON_DATA[adapter]
+    except KeyError:
+        _learn(adapter)
+        dump = _DUMP_JSON_DATA[adapter]
+    return dump(value, mode="json")
 
 
 _ANY = adapter_for(Any)

@@ -26,7 +26,7 @@ from ..storage import Store
 log = logging.getLogger("eddic")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Held:
     instance_id: str
     owner: str
@@ -36,6 +36,15 @@ class _Held:
 
 
 class LeaseKeeper:
+    """Renews the leases of running activity bodies from one thread.
+
+    ``hold`` and ``release`` run around every activity body, so their common case takes no lock
+    (a dict insert and a pop, each atomic): the thread never sleeps longer than a third of the
+    shortest timeout it has been given (``_period``), so a hold whose timeout is no shorter
+    than one seen before is renewed in time without waking it. Only a hold that shortens
+    ``_period`` (and the first, which starts the thread) takes the condition and wakes it.
+    """
+
     def __init__(self, storage: Store) -> None:
         self._storage = storage
         self._cond = threading.Condition()
@@ -43,31 +52,27 @@ class LeaseKeeper:
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopped = False
-        # When the keeper thread looks next (monotonic). It stays finite while idle (a third of
-        # the shortest timeout seen), so a new hold wakes the thread only when it needs renewing
-        # sooner than that: waking it on every activity costs a thread switch per step.
-        self._next_wake = 0.0
         self._period = float("inf")
 
     def hold(self, instance_id: str, owner: str, epoch: int, timeout: float) -> int:
         """Start renewing ``instance_id``'s lease; returns a token for :meth:`release`."""
         token = next(self._tokens)
-        held = _Held(instance_id, owner, epoch, timeout, time.monotonic() + timeout / 3)
-        with self._cond:
-            self._held[token] = held
-            self._period = min(self._period, timeout / 3)
-            if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(
-                    target=self._run, name="eddic-lease-keeper", daemon=True
-                )
-                self._thread.start()
-            elif held.next_renewal < self._next_wake:
-                self._cond.notify()
+        third = timeout / 3
+        self._held[token] = _Held(instance_id, owner, epoch, timeout, time.monotonic() + third)
+        if third < self._period:  # rare: a shorter timeout than any so far, or the first
+            with self._cond:
+                self._period = min(self._period, third)
+                if self._thread is None and not self._stopped:
+                    self._thread = threading.Thread(
+                        target=self._run, name="eddic-lease-keeper", daemon=True
+                    )
+                    self._thread.start()
+                else:
+                    self._cond.notify()
         return token
 
     def release(self, token: int) -> None:
-        with self._cond:
-            del self._held[token]
+        self._held.pop(token, None)
 
     @contextmanager
     def holding(self, instance_id: str, owner: str, epoch: int, timeout: float) -> Iterator[None]:
@@ -91,18 +96,17 @@ class LeaseKeeper:
                 if self._stopped:
                     return
                 now = time.monotonic()
-                due = [h for h in self._held.values() if h.next_renewal <= now]
+                held = list(self._held.values())  # one C call: holds come and go meanwhile
+                due = [h for h in held if h.next_renewal <= now]
                 if not due:
-                    wake = min(
-                        (h.next_renewal for h in self._held.values()), default=now + self._period
-                    )
-                    self._next_wake = wake
-                    self._cond.wait(wake - now)
+                    # Never past now + _period: that bound is what lets hold() skip the lock.
+                    wake = min((h.next_renewal for h in held), default=now + self._period)
+                    self._cond.wait(min(wake, now + self._period) - now)
                     continue
-                for held in due:
-                    held.next_renewal = now + held.timeout / 3
-            for held in due:
-                self._renew(held)
+                for one in due:
+                    one.next_renewal = now + one.timeout / 3
+            for one in due:
+                self._renew(one)
 
     def _renew(self, held: _Held) -> None:
         expires = utcnow() + timedelta(seconds=held.timeout)

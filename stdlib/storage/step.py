@@ -95,8 +95,18 @@ def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
 
 def creates_work(step: StepWrite) -> bool:
     """Whether waiting workers should hear of this step once it is written: ``leaves_work``,
-    or an event was already waiting in its mailbox (``woke``, set by the write)."""
-    return step.woke or leaves_work(step, step_columns(step))
+    or an event was already waiting in its mailbox (``woke``, set by the write).
+
+    ``leaves_work(step, step_columns(step))`` without the copy of the columns, as it runs
+    after every commit: a release hands back the instance unless its new status is a final one.
+    """
+    if step.woke or step.outbox or step.children or step.deliveries or step.cancels:
+        return True
+    columns = step.columns
+    if columns.get("wake_at") is not None or columns.get("retry_after") is not None:
+        return True
+    released = step.release or ("lock_owner" in columns and columns["lock_owner"] is None)
+    return released and columns.get("status", "running") in _RUNNABLE
 
 
 __all__ = ["LeaseLost", "StepWrite", "creates_work", "leaves_work", "step_columns"]

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from throughput import bench_order, new_app, order
+from throughput import bench_order, minimal_runtime, new_app, order
 
 from eddic import App
 from eddic.storage import Storage
@@ -56,9 +56,10 @@ def run_rounds(app: App, rounds: int, per_round: int) -> list[float]:
     return out
 
 
-def count_instructions(workflows: int, given_ids: bool) -> int:
+def count_instructions(workflows: int, given_ids: bool, minimal: bool = False) -> int:
     """Instructions of one process that starts ``workflows`` workflows (callgrind)."""
-    return callgrind(["--child", str(workflows), *(["--given-ids"] if given_ids else [])])
+    flags = [*(["--given-ids"] if given_ids else []), *(["--minimal"] if minimal else [])]
+    return callgrind(["--child", str(workflows), *flags])
 
 
 def callgrind(child_args: list[str]) -> int:
@@ -83,12 +84,20 @@ def callgrind(child_args: list[str]) -> int:
     return int(found.group(1))
 
 
-def child(workflows: int, given_ids: bool) -> None:
+def child(workflows: int, given_ids: bool, minimal: bool) -> None:
     """The measured process: warm up, then start ``workflows``, all with reproducible ids."""
     logging.getLogger("eddic").setLevel(logging.ERROR)
     draws = random.Random(0)
     uuid.uuid4 = lambda: uuid.UUID(int=draws.getrandbits(128), version=4)  # this process only
     with tempfile.TemporaryDirectory() as folder:
+        if minimal:
+            runtime = minimal_runtime(folder, "OFF", "cpu", warm=30)
+            for i in range(30):
+                runtime.start(order(-100 - i))
+            for i in range(workflows):
+                runtime.start(order(i))
+            runtime.close()
+            return
         app = new_app(folder, "OFF", "cpu", warm=30)
         for i in range(workflows):
             iid = f"wf-{i:08d}" if given_ids else None
@@ -127,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         "--given-ids", action="store_true", help="start with fixed ids (a read comes first)"
     )
     parser.add_argument(
+        "--minimal",
+        action="store_true",
+        help="count minimal_runtime.py's inline starts instead of eddic's (the design's floor)",
+    )
+    parser.add_argument(
         "--counts", type=int, default=3, help="callgrind counts to take the median of"
     )
     parser.add_argument(
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-tx", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        child(args.child, args.given_ids)
+        child(args.child, args.given_ids, args.minimal)
         return 0
     if args.child_tx is not None:
         child_transactions(args.child_tx[0], int(args.child_tx[1]))
@@ -163,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         counts = []
         for _ in range(args.counts):
-            small = count_instructions(100, args.given_ids)
-            large = count_instructions(600, args.given_ids)
+            small = count_instructions(100, args.given_ids, args.minimal)
+            large = count_instructions(600, args.given_ids, args.minimal)
             counts.append((large - small) / 500)
         ids = "fixed ids given to start" if args.given_ids else "ids drawn by start"
+        if args.minimal:
+            ids += ", minimal_runtime.py"
         each = ", ".join(f"{c:,.0f}" for c in counts)
         print(
             f"instructions per workflow (3 activities, {ids}): "

@@ -229,3 +229,45 @@ def test_every_step_starts_with_more_than_a_third_of_the_lease_left(app: App) ->
     assert min(lease_left) > 1.0, lease_left
     assert max(lease_left) <= 3.0
     assert len(set(lease_left)) > 1  # not renewed at every step: it is left to run down
+
+
+class _Renewals:
+    """The one storage call a ``LeaseKeeper`` makes, noted with its monotonic time."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float]] = []
+
+    def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
+        import time
+
+        self.seen.append((instance_id, time.monotonic()))
+        return True
+
+
+def test_the_keeper_renews_a_shorter_lease_in_time_and_a_longer_one_without_waking() -> None:
+    # hold() takes no lock unless a timeout is shorter than any before: the keeper never sleeps
+    # past a third of the shortest, so holds that are no shorter are renewed in time anyway.
+    import time
+
+    from eddic.runtime.leases import LeaseKeeper
+
+    renewals = _Renewals()
+    keeper = LeaseKeeper(renewals)  # type: ignore[arg-type]
+    try:
+        long = keeper.hold("long", "w", 1, 30.0)  # the keeper's period: 10 s
+        began = time.monotonic()
+        short = keeper.hold("short", "w", 1, 0.6)  # shorter: wakes it, period 0.2 s
+        same = keeper.hold("same", "w", 1, 0.6)  # no shorter: taken without a wake
+        time.sleep(1.0)
+        keeper.release(short)
+        keeper.release(same)
+        keeper.release(long)
+        after = len(renewals.seen)
+        time.sleep(0.4)
+    finally:
+        keeper.stop()
+    firsts = {iid: at - began for iid, at in reversed(renewals.seen)}
+    assert set(firsts) == {"short", "same"}  # the 30 s lease is not due within the test
+    assert firsts["short"] < 0.6 and firsts["same"] < 0.6  # due at 0.2 s: long before expiry
+    assert sum(iid == "short" for iid, _ in renewals.seen) >= 3  # every 0.2 s over 1 s
+    assert len(renewals.seen) == after  # released: renewed no more
