@@ -10,7 +10,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from eddic import App
+from eddic.storage.sqlite import writers
 from eddic.storage.sqlite.writers import WriterLock
 
 HOLDER = """
@@ -83,6 +86,40 @@ def test_a_forked_child_takes_the_lock_for_itself(tmp_path: Path) -> None:
     child_acquired = float(os.read(read, 100).decode())
     os.waitpid(pid, 0)
     assert child_acquired >= released
+
+
+def test_a_fork_that_cannot_wait_for_a_write_in_flight_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another thread holds the lock past the wait: the fork goes on, and the log says why the
+    # child's writes may wait (the child is the one place such a hang would show).
+    monkeypatch.setattr(writers, "_QUIESCE_SECONDS", 0.2)
+    lock = WriterLock(str(tmp_path / "q.db"))
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    finally:
+        done.set()
+        holder.join(10)
+    warned = [r.getMessage() for r in caplog.records if "forking while a write" in r.getMessage()]
+    assert warned == [
+        f"forking while a write to {tmp_path / 'q.db'} has held the writer lock "
+        "for 0.2 s; the child's writes to it may wait for SQLite's busy timeout"
+    ]
+    with lock:  # and the parent's lock was left as it was: free again, usable
+        pass
 
 
 from eddic import WorkflowContext, activity, workflow  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from children import exit_code_or_hung
+from children import arm_stack_dump, exit_code_or_hung
 
 from eddic import App, Sleep, WorkflowContext, activity, workflow
 
@@ -175,6 +175,7 @@ def test_a_child_forked_while_threads_commit_does_not_hang(tmp_path: Path) -> No
             pid = os.fork()
             if pid == 0:  # the child: one workflow through the inherited App
                 try:
+                    arm_stack_dump()
                     iid = app.start(ws_counting, input=3)
                     os._exit(0 if app.result(iid) == 3 else 3)
                 except BaseException:

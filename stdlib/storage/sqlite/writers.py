@@ -18,6 +18,7 @@ a new one would not queue with the processes still locking the old.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 import threading
@@ -135,8 +136,11 @@ class WriterLock:
 
 _ALL: weakref.WeakSet[WriterLock] = weakref.WeakSet()
 
+log = logging.getLogger("eddic")
+
 
 _quiesced: list[WriterLock] = []
+_QUIESCE_SECONDS = 10.0  # how long a fork waits for the writes in flight
 
 
 def _before_fork() -> None:
@@ -146,8 +150,15 @@ def _before_fork() -> None:
     # busy timeout. Waiting for the writes in flight (a commit or so) before forking avoids
     # that. A thread that forks while it writes itself does not wait on its own lock for ever.
     for lock in list(_ALL):
-        if lock._threads.acquire(timeout=10):
+        if lock._threads.acquire(timeout=_QUIESCE_SECONDS):
             _quiesced.append(lock)
+        else:  # the child's writes to this file may wait out their busy timeout: say why
+            log.warning(
+                "forking while a write to %s has held the writer lock for %g s; the child's "
+                "writes to it may wait for SQLite's busy timeout",
+                lock.path.removesuffix("-writer"),
+                _QUIESCE_SECONDS,
+            )
 
 
 def _after_fork_in_parent() -> None:
