@@ -123,11 +123,18 @@ def count_storage() -> Iterator[Counter[str]]:
 
 
 def trace_statements(conn: sqlite3.Connection, counts: Counter[str]) -> None:
-    """Count SQL statements by their first word (``BEGIN``, ``INSERT``, ``ROLLBACK``...)."""
+    """Count SQL statements by their first word (``BEGIN``, ``INSERT``, ``ROLLBACK``...), and
+    the transactions they begin: ``BEGIN IMMEDIATE`` a write, a plain ``BEGIN`` a read (what
+    the storage's own transactions send; the group commit's shared one is built once, so a
+    wrapped ``Storage.transaction`` does not see every write)."""
 
     def trace(sql: str) -> None:
-        word = sql.split(None, 1)[0].upper() if sql.strip() else "?"
+        words = sql.split(None, 2) if sql.strip() else ["?"]
+        word = words[0].upper()
         counts[f"sql {word}"] += 1
+        if word == "BEGIN":
+            write = len(words) > 1 and words[1].upper() == "IMMEDIATE"
+            counts["traced write transactions" if write else "traced read transactions"] += 1
 
     conn.set_trace_callback(trace)
 

@@ -372,6 +372,9 @@ def count_costs(folder: str, workflows: int = 100) -> tuple[Counter[str], float]
     finally:
         app.shutdown()
     counts.update(statements)
+    # The counts of this thread's connection (every statement of an inline start runs on it).
+    counts["write transactions"] = counts.pop("traced write transactions", 0)
+    counts["read transactions"] = counts.pop("traced read transactions", 0)
     per_commit = frames / max(1, counts["write transactions"])
     return Counter({k: v / workflows for k, v in counts.items()}), per_commit
 
