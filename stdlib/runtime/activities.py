@@ -1,7 +1,8 @@
 """The worker's activity attempts: begin one, run it here or among others, settle its outcome.
 
-A mixin of :class:`~eddic.runtime.worker.Worker`. An attempt has three parts, whichever thread
-runs its body (``bodies`` says which):
+A mixin of :class:`~eddic.runtime.worker.Worker`, on ``step_writes.StepWrites`` (which builds what
+a step commits). An attempt has three parts, whichever thread runs its body (``bodies`` says
+which):
 
 - ``_begin``: the attempt's number, recorded before the body runs when it is not the first
   (attempt 1 began when its scheduled record committed); an activity whose every allowed attempt
@@ -40,6 +41,7 @@ from .executor import Outcome, run_attempt
 from .faults import is_exit_request
 from .instance import LiveInstance, resolve_activity
 from .leases import LeaseKeeper
+from .step_writes import StepWrites
 
 #: While bodies run and the instance also waits on an event, its mailbox is read this often.
 EVENT_POLL_SECONDS = 0.1
@@ -47,15 +49,12 @@ EVENT_POLL_SECONDS = 0.1
 AWAIT_SLICE_SECONDS = 1.0
 
 
-class Activities:
+class Activities(StepWrites):
     # What the mixin uses of the Worker (set in Worker.__init__, defined there).
     storage: Store
     worker_id: str
     _keeper: LeaseKeeper
     _bodies: BodyPool
-
-    def _new_step(self, live: LiveInstance) -> StepWrite:
-        raise NotImplementedError
 
     def _commit(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
         raise NotImplementedError
@@ -63,29 +62,9 @@ class Activities:
     def _finish_step(self, live: LiveInstance, step: StepWrite, now: datetime) -> StepWrite:
         raise NotImplementedError
 
-    def _step(
-        self, live: LiveInstance, records: list[Any], values: dict[int, Any], now: datetime
-    ) -> StepWrite:
-        raise NotImplementedError
-
-    def _lease_columns(self, live: LiveInstance, now: datetime) -> dict[str, Any]:
-        raise NotImplementedError
-
     def _commit_park(
         self, live: LiveInstance, step: StepWrite, exc: BaseException, where: str, now: datetime
     ) -> StepWrite:
-        raise NotImplementedError
-
-    def _outbox_row(
-        self,
-        live: LiveInstance,
-        seq: int,
-        event_type: str,
-        data: Any,
-        source: str | None,
-        now: datetime,
-        index: int | None = None,
-    ) -> tuple[Any, ...]:
         raise NotImplementedError
 
     # -- which bodies run, and where --

@@ -35,12 +35,11 @@ from .bodies import BodyPool, Running
 from .faults import is_exit_request, parked_json
 from .instance import LiveInstance
 from .leases import LeaseKeeper
-from .step_writes import StepWrites
 
 log = logging.getLogger("eddic")
 
 
-class Worker(StepWrites, Activities):
+class Worker(Activities):
     """Executes instances for one ``App``: resumption, replay, activities, step commits."""
 
     def __init__(
