@@ -96,26 +96,28 @@ class LeaseKeeper:
                 if self._stopped:
                     return
                 now = time.monotonic()
-                held = list(self._held.values())  # one C call: holds come and go meanwhile
-                due = [h for h in held if h.next_renewal <= now]
+                held = list(self._held.items())  # one C call: holds come and go meanwhile
+                due = [(t, h) for t, h in held if h.next_renewal <= now]
                 if not due:
                     # Never past now + _period: that bound is what lets hold() skip the lock.
-                    wake = min((h.next_renewal for h in held), default=now + self._period)
+                    wake = min((h.next_renewal for _, h in held), default=now + self._period)
                     self._cond.wait(min(wake, now + self._period) - now)
                     continue
-                for one in due:
+                for _, one in due:
                     one.next_renewal = now + one.timeout / 3
-            for one in due:
-                self._renew(one)
+            for token, one in due:
+                self._renew(token, one)
 
-    def _renew(self, held: _Held) -> None:
+    def _renew(self, token: int, held: _Held) -> None:
+        if token not in self._held:
+            return  # released since it was found due: its step has renewed or let go the lease
         expires = utcnow() + timedelta(seconds=held.timeout)
         try:
             kept = self._storage.renew(held.instance_id, held.owner, held.epoch, expires)
         except Exception as exc:  # the next commit will tell; keep the thread alive
             log.warning("could not renew the lease on %s: %s", held.instance_id, exc)
             return
-        if not kept:
+        if not kept and token in self._held:  # not a step that let it go meanwhile
             log.warning(
                 "lease on %s was taken over while an activity ran; its outcome will not be "
                 "recorded by this worker",

@@ -271,3 +271,33 @@ def test_the_keeper_renews_a_shorter_lease_in_time_and_a_longer_one_without_waki
     assert firsts["short"] < 0.6 and firsts["same"] < 0.6  # due at 0.2 s: long before expiry
     assert sum(iid == "short" for iid, _ in renewals.seen) >= 3  # every 0.2 s over 1 s
     assert len(renewals.seen) == after  # released: renewed no more
+
+
+def test_the_keeper_warns_of_a_lease_taken_over_but_not_of_one_its_step_let_go(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A renewal that finds the lease gone is a takeover, unless the hold was released while the
+    # renewal ran: the step committed and let the lease go (or renewed it) meanwhile.
+    import time
+
+    from eddic.runtime.leases import LeaseKeeper
+
+    keeper: LeaseKeeper
+
+    class Gone:
+        def renew(self, instance_id: str, owner: str, epoch: int, expires: datetime) -> bool:
+            if instance_id == "let-go":
+                keeper.release(tokens["let-go"])  # the step ends while this renewal runs
+            return False
+
+    keeper = LeaseKeeper(Gone())  # type: ignore[arg-type]
+    tokens: dict[str, int] = {}
+    try:
+        with caplog.at_level(logging.WARNING, logger="eddic"):
+            tokens["let-go"] = keeper.hold("let-go", "w", 1, 0.3)
+            tokens["taken"] = keeper.hold("taken", "w", 1, 0.3)
+            time.sleep(0.6)  # due after 0.1 s
+    finally:
+        keeper.stop()
+    warned = [r.getMessage() for r in caplog.records if "taken over" in r.getMessage()]
+    assert len(warned) == 1 and "lease on taken was taken over" in warned[0], warned
