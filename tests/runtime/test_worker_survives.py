@@ -193,6 +193,57 @@ def test_a_child_forked_while_threads_commit_does_not_hang(tmp_path: Path) -> No
     assert hung == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_threads_read_and_connect_does_not_hang(tmp_path: Path) -> None:
+    # SQLite's own mutexes (its allocator's, its table of file locks) are plain pthread
+    # mutexes: a child forked while a thread of the parent is inside SQLite (a read, opening or
+    # closing a connection) would inherit one held and wait for ever at its first SQLite call.
+    # A fork waits for eddic's reads and connections as it waits for its writes.
+    app = App(db_url=f"sqlite:///{tmp_path / 'fork-reads.db'}", synchronous="NORMAL")
+    app.initialize()
+    iid = app.start(ws_counting, input=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            app.get_instance(iid)
+
+    def connect() -> None:  # a new thread, so a new connection, for every read
+        while not stop.is_set():
+            one = threading.Thread(target=lambda: app.get_instance(iid))
+            one.start()
+            one.join()
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    threads.append(threading.Thread(target=connect))
+    for t in threads:
+        t.start()
+    hung = 0
+    try:
+        for _ in range(30):  # 3 of 30 children hung before the fork gate
+            time.sleep(0.02)
+            pid = os.fork()
+            if pid == 0:  # the child: a read and a workflow through the inherited App
+                try:
+                    arm_stack_dump()
+                    ok = app.get_instance(iid)["status"] == "completed"
+                    ok = ok and app.result(app.start(ws_counting, input=3)) == 3
+                    os._exit(0 if ok else 3)
+                except BaseException:
+                    os._exit(4)
+            code = exit_code_or_hung(pid, seconds=10)
+            if code is None:
+                hung += 1
+            else:
+                assert code == 0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        app.shutdown()
+    assert hung == 0
+
+
 def _mount_small_tmpfs(where: Path) -> bool:
     where.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:

@@ -40,6 +40,7 @@ from .dbfile import (
     require_same_file,
 )
 from .doorbell import Doorbell
+from .forks import GATE
 from .liveness import Liveness
 from .outbox_rows import OutboxRows
 from .public_rows import (
@@ -84,6 +85,7 @@ class Storage:
         self._local = threading.local()
         self._shared: sqlite_utils.Database | None = None
         self._lock = threading.RLock()  # serialises the shared :memory: connection
+        self._memory_writer = _MemoryWriter(self._lock)
         # Writers queue here, not in SQLite's busy handler (which sleeps >= 1 ms).
         self._writers = WriterLock(self.path, create_when_used=False)  # open() creates it
         self.commits = GroupCommit(self.transaction)
@@ -165,7 +167,7 @@ class Storage:
     def close(self) -> None:
         self._doorbell.close()
         self._liveness.close()
-        with self._lock:
+        with GATE, self._lock:
             for db in self._all:
                 with suppress(sqlite3.Error):
                     db.close()
@@ -179,7 +181,7 @@ class Storage:
     def transaction(self) -> WriteTransaction:
         """One unit of work: ``with storage.transaction() as db:`` runs ``BEGIN IMMEDIATE`` ...
         ``COMMIT``, rolled back on error."""
-        return WriteTransaction(self._lock if self.memory else self._writers, self._db)
+        return WriteTransaction(self._memory_writer if self.memory else self._writers, self._db)
 
     def reading(self) -> ReadTransaction:
         """A consistent read: ``with storage.reading() as db:`` (one deferred read transaction)."""
@@ -213,10 +215,12 @@ class Storage:
             self._woken.clear()
             return rung
         deadline = time.monotonic() + timeout
-        conn = self._db().conn
+        with GATE:
+            conn = self._db().conn
         last = getattr(self._local, "data_version", None)
         while True:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            with GATE:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
             self._local.data_version = version
             if last is not None and version != last:
                 return True
@@ -698,6 +702,26 @@ class Storage:
                 )
         self._ring(row[0] not in ("completed", "failed", "cancelled"))
         return str(row[0])
+
+
+class _MemoryWriter:
+    """The write lock of a ``:memory:`` store: its connection's lock, inside the fork gate (a
+    file's writes are waited for by a fork through the writer lock instead)."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        GATE.__enter__()
+        try:
+            self._lock.acquire()
+        except BaseException:
+            GATE.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+        GATE.__exit__(None, None, None)
 
 
 _STORES: weakref.WeakSet[Storage] = weakref.WeakSet()

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from .forks import GATE
+
 __all__ = ["Connection", "ReadTransaction", "WriteTransaction", "begin_immediate", "writer_cursor"]
 
 T = TypeVar("T")
@@ -137,7 +139,8 @@ class WriteTransaction:
 
 class ReadTransaction:
     """``with ReadTransaction(lock, database) as db``: a deferred ``BEGIN`` ... ``COMMIT`` on
-    ``database()``, holding ``lock`` (when not None) throughout."""
+    ``database()``, holding ``lock`` (when not None) throughout, inside the fork gate (a fork
+    waits for it to end: ``forks``)."""
 
     __slots__ = ("_database", "_db", "_lock")
 
@@ -150,6 +153,7 @@ class ReadTransaction:
         self._database = database
 
     def __enter__(self) -> sqlite_utils.Database:
+        GATE.__enter__()  # before the lock, as everywhere: a fork holds the gate, never the lock
         lock = self._lock
         if lock is not None:
             lock.acquire()
@@ -159,6 +163,7 @@ class ReadTransaction:
         except BaseException:
             if lock is not None:
                 lock.release()
+            GATE.__exit__(None, None, None)
             raise
         return db
 
@@ -173,3 +178,4 @@ class ReadTransaction:
         finally:
             if self._lock is not None:
                 self._lock.release()
+            GATE.__exit__(None, None, None)

@@ -27,6 +27,7 @@ from types import TracebackType
 
 from ...errors import StorageError
 from .dbfile import Identity, identity
+from .forks import GATE
 
 try:
     import fcntl
@@ -159,14 +160,23 @@ def _before_fork() -> None:
                 lock.path.removesuffix("-writer"),
                 _QUIESCE_SECONDS,
             )
+    # Then everything else in SQLite (reads, connections: ``forks``), the writers held back.
+    if not GATE.before_fork(_QUIESCE_SECONDS):
+        log.warning(
+            "forking while a thread has been inside SQLite (a read) for %g s; the child's "
+            "first SQLite call may wait for ever",
+            _QUIESCE_SECONDS,
+        )
 
 
 def _after_fork_in_parent() -> None:
+    GATE.after_fork_in_parent()
     while _quiesced:
         _quiesced.pop()._threads.release()
 
 
 def _after_fork_in_child() -> None:
+    GATE.after_fork_in_child()
     _quiesced.clear()
     for lock in list(_ALL):
         lock._forget()
