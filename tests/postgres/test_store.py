@@ -458,3 +458,34 @@ def test_the_server_restarted_between_units(
         assert len(store.history("i1")) == 2
     finally:
         store.close()
+
+
+def test_a_worker_registering_is_never_seen_unlocked(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It takes its lock before its row goes in: a look for dead workers (another store's, on
+    # another connection) right after the row is written finds it locked, alive.
+    from eddic.storage.postgres.units import Units
+
+    starting, looking = PostgresStorage(postgres_schema_url), PostgresStorage(postgres_schema_url)
+    starting.open()
+    looking.open()
+    looks: list[list[str]] = []
+    real_run = Units.run
+
+    def run_then_look(self: Units, work: Any, **kwargs: Any) -> Any:
+        done = real_run(self, work, **kwargs)
+        if self is starting.units and not looks:
+            looks.append([])
+            looks[0] = looking.dead_owners()
+        return done
+
+    try:
+        monkeypatch.setattr(Units, "run", run_then_look)
+        starting.hold_liveness("w-starting")
+        monkeypatch.setattr(Units, "run", real_run)
+        assert looks == [[]]  # the row was in, and the lock already held
+        assert looking.dead_owners() == []
+    finally:
+        starting.close()
+        looking.close()

@@ -119,3 +119,32 @@ def test_dead_workers_are_looked_for_once_per_interval_however_often_passes_run(
         for _ in range(5):  # a busy worker's passes, back to back
             app._serve_pass(10.0)
         assert len(looks) == 1
+
+
+def test_a_worker_taking_its_lock_is_never_seen_unlocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its file appears already locked: a look for dead workers between the file's creation and
+    # its lock would take a live worker for dead and take its instances over. The look is made
+    # right there, inside hold(), just before its flock.
+    import fcntl
+
+    db = str(tmp_path / "race.db")
+    starting, looking = Liveness(db), Liveness(db)
+    real_flock = fcntl.flock
+    looks: list[list[str]] = []
+
+    def look_first(fd: int, operation: int) -> None:
+        if not looks:
+            looks.append([])  # no look from inside the look
+            looks[0] = looking.dead()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", look_first)
+    starting.hold("w-starting")
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    assert looks == [[]]  # the look saw no worker: none was unlocked
+    assert "w-starting" in starting._held
+    assert os.listdir(starting.folder) == ["w-starting"]
+    assert looking.dead() == []
+    starting.close()

@@ -1,14 +1,15 @@
 """Which workers are alive, as the server knows it: a session advisory lock per worker.
 
-A worker that takes leases first registers in ``workers`` and takes the session-level advisory
-lock ``hashtextextended(worker id, 0)`` on a connection of its own, held for as long as its
-process lives. The server releases a session's locks the moment its connection ends, so when a
-worker's process dies (a SIGKILL, a host lost: its connection is closed, or cut by keepalive
-within about 25 s) any other worker, on any machine, sees its lock gone from ``pg_locks``: its
-leases are released and its instances recovered at once, while a slow but live worker keeps
-its lock and its leases. A worker whose lock connection is lost while it lives (a server
-restart) may be taken for dead meanwhile; fencing then refuses its next commit (``LeaseLost``),
-and it takes the lock again before its next lease.
+A worker that takes leases first takes the session-level advisory lock
+``hashtextextended(worker id, 0)`` on a connection of its own, held for as long as its process
+lives, then registers in ``workers`` (in that order: once registered, it is seen locked). The
+server releases a session's locks the moment its connection ends, so when a worker's process
+dies (a SIGKILL, a host lost: its connection is closed, or cut by keepalive within about 25 s)
+any other worker, on any machine, sees its lock gone from ``pg_locks``: its leases are released
+and its instances recovered at once, while a slow but live worker keeps its lock and its
+leases. A worker whose lock connection is lost while it lives (a server restart) may be taken
+for dead meanwhile; fencing then refuses its next commit (``LeaseLost``), and it takes the
+lock again before its next lease.
 
 Only registered workers are ever taken for dead: one that never took a lease, or an eddic
 without this, is not in ``workers``.
@@ -56,12 +57,14 @@ class Liveness:
                     conn = self._conn = self.units.connect(autocommit=True)
                 if owner in self._held:
                     return
+                # The lock first, then the row: a look for dead workers (``dead``) between the
+                # two must not find the worker registered and unlocked, and take it for dead.
+                conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
                 self.units.run(
                     lambda cur: cur.execute(
                         "INSERT INTO workers (owner) VALUES (%s) ON CONFLICT DO NOTHING", [owner]
                     )
                 )
-                conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
                 self._held.add(owner)
             except Exception:
                 return  # no liveness for now: the next lease tries again
