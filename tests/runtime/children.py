@@ -7,6 +7,7 @@ import os
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _DUMPS = Path(tempfile.gettempdir())
@@ -41,3 +42,26 @@ def exit_code_or_hung(pid: int, seconds: float = 20) -> int | None:
             time.sleep(0.01)
     finally:
         dump.unlink(missing_ok=True)
+
+
+def hung_children(forks: int, child: Callable[[], bool], *, every: float, seconds: float) -> int:
+    """Fork ``forks`` children, one after another, ``every`` seconds apart; each runs ``child``
+    (exit 0 when it returns True, 3 when False, 4 when it raises) and is waited for up to
+    ``seconds``. Returns how many were still running then (their stacks printed, then killed);
+    asserts that every other one exited 0."""
+    hung = 0
+    for _ in range(forks):
+        time.sleep(every)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                arm_stack_dump()
+                os._exit(0 if child() else 3)
+            except BaseException:
+                os._exit(4)
+        code = exit_code_or_hung(pid, seconds)
+        if code is None:
+            hung += 1
+        else:
+            assert code == 0
+    return hung

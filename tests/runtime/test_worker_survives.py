@@ -11,12 +11,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from children import arm_stack_dump, exit_code_or_hung
+from children import hung_children
 
 from eddic import App, Sleep, WorkflowContext, activity, workflow
 
@@ -168,29 +168,31 @@ def test_a_child_forked_while_threads_commit_does_not_hang(tmp_path: Path) -> No
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
         t.start()
-    hung = 0
+
+    def child() -> bool:  # one workflow through the inherited App
+        return bool(app.result(app.start(ws_counting, input=3)) == 3)
+
+    assert _hung_while(app, stop, threads, child, 12, every=0.05, seconds=20) == 0
+
+
+def _hung_while(
+    app: App,
+    stop: threading.Event,
+    threads: list[threading.Thread],
+    child: Callable[[], bool],
+    forks: int,
+    *,
+    every: float,
+    seconds: float,
+) -> int:
+    """``hung_children`` while ``threads`` (started by the caller) run; then ``stop`` them."""
     try:
-        for _ in range(12):
-            time.sleep(0.05)
-            pid = os.fork()
-            if pid == 0:  # the child: one workflow through the inherited App
-                try:
-                    arm_stack_dump()
-                    iid = app.start(ws_counting, input=3)
-                    os._exit(0 if app.result(iid) == 3 else 3)
-                except BaseException:
-                    os._exit(4)
-            code = exit_code_or_hung(pid)
-            if code is None:
-                hung += 1
-            else:
-                assert code == 0
+        return hung_children(forks, child, every=every, seconds=seconds)
     finally:
         stop.set()
         for t in threads:
             t.join(30)
         app.shutdown()
-    assert hung == 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -218,30 +220,13 @@ def test_a_child_forked_while_threads_read_and_connect_does_not_hang(tmp_path: P
     threads.append(threading.Thread(target=connect))
     for t in threads:
         t.start()
-    hung = 0
-    try:
-        for _ in range(30):  # 3 of 30 children hung before the fork gate
-            time.sleep(0.02)
-            pid = os.fork()
-            if pid == 0:  # the child: a read and a workflow through the inherited App
-                try:
-                    arm_stack_dump()
-                    ok = app.get_instance(iid)["status"] == "completed"
-                    ok = ok and app.result(app.start(ws_counting, input=3)) == 3
-                    os._exit(0 if ok else 3)
-                except BaseException:
-                    os._exit(4)
-            code = exit_code_or_hung(pid, seconds=10)
-            if code is None:
-                hung += 1
-            else:
-                assert code == 0
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
-        app.shutdown()
-    assert hung == 0
+
+    def child() -> bool:  # a read and a workflow through the inherited App
+        ok = app.get_instance(iid)["status"] == "completed"
+        return ok and bool(app.result(app.start(ws_counting, input=3)) == 3)
+
+    # 3 of 30 children hung before a fork waited for reads and connections
+    assert _hung_while(app, stop, threads, child, 30, every=0.02, seconds=10) == 0
 
 
 def _mount_small_tmpfs(where: Path) -> bool:

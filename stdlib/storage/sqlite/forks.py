@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 
 
 class ForkGate:
@@ -47,12 +46,7 @@ class ForkGate:
             mutex.release()
         own.n = n + 1
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._own.n -= 1
         mutex = self._mutex
         mutex.acquire()
