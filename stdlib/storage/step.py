@@ -77,20 +77,7 @@ def leaves_work(step: StepWrite, columns: dict[str, Any]) -> bool:
     ``columns`` are what the instance's row will hold of its columns: the step's own
     (``step_columns``), or a new instance's whole row. A ``create`` whose starter holds the
     lease and runs the instance itself inline leaves nothing for anyone else."""
-    return bool(
-        step.outbox
-        or step.children
-        or step.deliveries
-        or step.cancels
-        or columns.get("wake_at") is not None
-        or columns.get("retry_after") is not None
-        or (
-            "lock_owner" in columns
-            and columns["lock_owner"] is None
-            # a step that leaves its status as it was hands back a running instance
-            and columns.get("status", "running") in _RUNNABLE
-        )
-    )
+    return _leaves_work(step, columns, _unowned(columns))
 
 
 def creates_work(step: StepWrite) -> bool:
@@ -98,15 +85,26 @@ def creates_work(step: StepWrite) -> bool:
     or an event was already waiting in its mailbox (``woke``, set by the write).
 
     ``leaves_work(step, step_columns(step))`` without the copy of the columns, as it runs
-    after every commit: a release hands back the instance unless its new status is a final one.
-    """
-    if step.woke or step.outbox or step.children or step.deliveries or step.cancels:
-        return True
+    after every commit: a release is what ``step_columns`` would add, an unowned row."""
     columns = step.columns
-    if columns.get("wake_at") is not None or columns.get("retry_after") is not None:
-        return True
-    released = step.release or ("lock_owner" in columns and columns["lock_owner"] is None)
-    return released and columns.get("status", "running") in _RUNNABLE
+    return step.woke or _leaves_work(step, columns, step.release or _unowned(columns))
+
+
+def _unowned(columns: dict[str, Any]) -> bool:
+    return "lock_owner" in columns and columns["lock_owner"] is None
+
+
+def _leaves_work(step: StepWrite, columns: dict[str, Any], unowned: bool) -> bool:
+    return bool(
+        step.outbox
+        or step.children
+        or step.deliveries
+        or step.cancels
+        or columns.get("wake_at") is not None
+        or columns.get("retry_after") is not None
+        # a step that leaves its status as it was hands back a running instance
+        or (unowned and columns.get("status", "running") in _RUNNABLE)
+    )
 
 
 __all__ = ["LeaseLost", "StepWrite", "creates_work", "leaves_work", "step_columns"]

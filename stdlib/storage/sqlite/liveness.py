@@ -100,24 +100,28 @@ def _create_locked(folder: str, name: str) -> int:
     """A descriptor of ``folder/name``, a new file that appears already locked: it is made and
     locked under a hidden name, then renamed. A look for dead workers (``dead``) between its
     creation and its lock would otherwise find it unlocked and take a live worker for dead.
-    ``folder`` is made if missing, and all of it is tried again once if the folder was removed
-    in between by a process that stopped (it removes only an empty folder)."""
+    (A process that stops removes the folder only when it is empty: once the hidden file is
+    in it, the folder stays.)"""
     hidden = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}")
-    for attempt in range(2):
+    fd = _open_creating(folder, hidden)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file no one else knows
+        os.rename(hidden, os.path.join(folder, name))
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(hidden)
+        raise
+    return fd
+
+
+def _open_creating(folder: str, path: str) -> int:
+    """``path`` opened (made if missing) in ``folder`` (made if missing), tried again once if
+    the folder was removed in between by a process that stopped."""
+    for _ in range(2):
         os.makedirs(folder, exist_ok=True)
         try:
-            fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            if attempt:
-                raise
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file no one else knows
-            os.rename(hidden, os.path.join(folder, name))
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(hidden)
-            raise
-        return fd
-    raise FileNotFoundError(folder)  # pragma: no cover - the loop returns or raises
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
